@@ -1,0 +1,24 @@
+"""shapecalc: tensor shapes of PyTorch layers, computed without torch.
+
+>>> from shapecalc import rnn
+>>> rnn((12, 64, 10), input_size=10, hidden_size=10).shapes["h_n"]
+(1, 64, 10)
+"""
+
+from .layers.common import LayerResult, ShapeError, Tensor
+from .layers.conv import PaddingMode, conv
+from .layers.rnn import Mode, Nonlinearity, rnn, rnn_cell
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LayerResult",
+    "Mode",
+    "Nonlinearity",
+    "PaddingMode",
+    "ShapeError",
+    "Tensor",
+    "conv",
+    "rnn",
+    "rnn_cell",
+]

@@ -1,0 +1,1 @@
+"""Pure shape math, one module per layer family."""

@@ -1,0 +1,104 @@
+"""Shared pieces of the shape math: the error class, results, int-or-tuple values.
+
+Nothing here imports torch, numpy or rich: this module is on the start-up path
+of every query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import prod
+from typing import Any, Iterable, Sequence
+
+
+class ShapeError(ValueError):
+    """A configuration that torch rejects.
+
+    ``param`` names the offending argument (torch's name), and the message reads
+    "name must be rule, got value".
+    """
+
+    def __init__(self, param: str, message: str, steps: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.param = param
+        self.steps = steps
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One tensor of a layer: its row name, shape and symbolic formula.
+
+    ``role`` is "input" (fed to forward), "state" (an optional forward argument),
+    "output", or "param" (a weight or bias of the module).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    formula: str
+    role: str
+
+    @property
+    def numel(self) -> int:
+        return prod(self.shape)
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """Everything shapecalc computes for one layer and one input."""
+
+    layer: str
+    params: dict[str, Any]
+    tensors: tuple[Tensor, ...]
+    symbols: tuple[tuple[str, str], ...]
+    parameters: int
+    weights: tuple[tuple[str, tuple[int, ...]], ...]
+    forward: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {t.name: t.shape for t in self.tensors}
+
+    def tensor(self, name: str) -> Tensor:
+        return next(t for t in self.tensors if t.name == name)
+
+
+def fail(param: str, rule: str, got: object) -> ShapeError:
+    """The one message form: "param must be rule, got value"."""
+    return ShapeError(param, f"{param} must be {rule}, got {got}")
+
+
+def fmt_shape(shape: Iterable[int]) -> str:
+    return "(" + ", ".join(str(n) for n in shape) + ")"
+
+
+def as_tuple(value: int | Sequence[int], n: int, param: str) -> tuple[int, ...]:
+    """Expand an int to ``n`` copies; check a tuple has one value per dim.
+
+    >>> as_tuple(3, 2, "kernel_size")
+    (3, 3)
+    >>> as_tuple((1, 2), 2, "stride")
+    (1, 2)
+    """
+    if isinstance(value, int):
+        return (value,) * n
+    values = tuple(value)
+    if len(values) != n:
+        raise fail(param, f"one value or {n} values (one per spatial dim)", values)
+    return values
+
+
+def check_positive(param: str, value: int | Sequence[int]) -> None:
+    values = (value,) if isinstance(value, int) else tuple(value)
+    if any(v <= 0 for v in values):
+        raise fail(param, "greater than zero", _show(value))
+
+
+def check_non_negative(param: str, value: int | Sequence[int]) -> None:
+    values = (value,) if isinstance(value, int) else tuple(value)
+    if any(v < 0 for v in values):
+        raise fail(param, "zero or greater", _show(value))
+
+
+def _show(value: int | Sequence[int]) -> str:
+    return str(value) if isinstance(value, int) else fmt_shape(value)

@@ -14,11 +14,26 @@ from .layers.common import LayerResult, ShapeError
 
 BYTES_PER_ELEMENT = 4  # torch's default dtype, float32
 DEFAULT_MAX_MEMORY = 2 * 1024**3
-META_NOTE = ("the meta device checks shapes, not every rule: torch skips some "
-             "checks there (negative padding, output_padding >= stride)")
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2, "g": 1024**3,
-          "gib": 1024**3, "t": 1024**4, "tib": 1024**4}
+META_NOTE = (
+    "the meta device checks shapes, not every rule: torch skips some "
+    "checks there (negative padding, output_padding >= stride)"
+)
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "k": 1024,
+    "kib": 1024,
+    "m": 1024**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gib": 1024**3,
+    "t": 1024**4,
+    "tib": 1024**4,
+}
 
 
 class VerifyUnavailable(RuntimeError):
@@ -46,8 +61,10 @@ def parse_size(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
     unit = match and match.group(2).lower()
     if not match or unit not in _UNITS:
-        raise ShapeError("max_memory", "max_memory must be a size such as 2GiB, "
-                         f"512MiB or 1000000, got {text!r}")
+        raise ShapeError(
+            "max_memory",
+            f"max_memory must be a size such as 2GiB, 512MiB or 1000000, got {text!r}",
+        )
     return int(float(match.group(1)) * _UNITS[unit])
 
 
@@ -57,15 +74,20 @@ def estimate_bytes(result: LayerResult) -> int:
     return (rows + result.parameters) * BYTES_PER_ELEMENT
 
 
-def verify(result: LayerResult, device: str = "cpu",
-           max_memory: int = DEFAULT_MAX_MEMORY) -> Verification:
+def verify(
+    result: LayerResult, device: str = "cpu", max_memory: int = DEFAULT_MAX_MEMORY
+) -> Verification:
     """Build the torch module, run one forward pass, compare every shape."""
     needed = estimate_bytes(result)
     if device != "meta" and needed > max_memory:
-        raise ShapeError("max_memory", (
-            f"max_memory must cover the {_human(needed)} that verification on "
-            f"{device} allocates, got {_human(max_memory)}; use --device meta to "
-            "verify any size without allocating"))
+        raise ShapeError(
+            "max_memory",
+            (
+                f"max_memory must cover the {_human(needed)} that verification on "
+                f"{device} allocates, got {_human(max_memory)}; use --device meta to "
+                "verify any size without allocating"
+            ),
+        )
     torch = _import_torch()
     _check_device(torch, device)
     note = META_NOTE if device == "meta" else None
@@ -75,15 +97,23 @@ def verify(result: LayerResult, device: str = "cpu",
             module = _build(torch, result, device)
             with torch.no_grad():
                 shapes = _run(torch, module, result, device)
-        except Exception as exc:  # torch raises many types for a bad config
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-            return Verification(device, False, {}, None,
-                                error=f"torch rejected it: {message}", note=note)
-    shapes |= {name: tuple(getattr(module, name).shape)
-               for name, _ in result.weights}
+        except Exception as exc:  # noqa: BLE001 - torch raises many types
+            message = (
+                str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            )
+            return Verification(
+                device,
+                False,
+                {},
+                None,
+                error=f"torch rejected it: {message}",
+                note=note,
+            )
+    shapes |= {name: tuple(getattr(module, name).shape) for name, _ in result.weights}
     parameters = sum(p.numel() for p in module.parameters())
     ok = parameters == result.parameters and all(
-        shapes.get(name, want) == want for name, want in _expected(result).items())
+        shapes.get(name, want) == want for name, want in _expected(result).items()
+    )
     return Verification(device, ok, shapes, parameters, note=note)
 
 
@@ -105,16 +135,20 @@ def _import_torch():
 
 def _check_device(torch, device: str) -> None:
     if not re.fullmatch(r"cpu|meta|cuda(:\d+)?", device):
-        raise ShapeError("device", f"device must be cpu, cuda, cuda:N or meta, got "
-                         f"{device!r}")
+        raise ShapeError(
+            "device", f"device must be cpu, cuda, cuda:N or meta, got {device!r}"
+        )
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise VerifyUnavailable(f"device {device} is unavailable: torch sees no "
-                                    "CUDA GPU here")
+            raise VerifyUnavailable(
+                f"device {device} is unavailable: torch sees no CUDA GPU here"
+            )
         index = int(device.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
-            raise VerifyUnavailable(f"device {device} is unavailable: torch sees "
-                                    f"{torch.cuda.device_count()} CUDA GPU(s)")
+            raise VerifyUnavailable(
+                f"device {device} is unavailable: torch sees "
+                f"{torch.cuda.device_count()} CUDA GPU(s)"
+            )
 
 
 def _build(torch, result: LayerResult, device: str):

@@ -7,15 +7,21 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
-    "ci", max_examples=1500, deadline=None,
+    "ci",
+    max_examples=1500,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(
-    "dev", max_examples=150, deadline=None,
+    "dev",
+    max_examples=150,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(
-    "thorough", max_examples=5000, deadline=None,
+    "thorough",
+    max_examples=5000,
+    deadline=None,
     suppress_health_check=list(HealthCheck),
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
@@ -48,7 +54,7 @@ def torch_outcome(build, inputs):
             module = build()
             with TORCH.no_grad():
                 out = inputs(module)
-        except Exception as exc:  # torch raises ValueError, RuntimeError, ...
+        except Exception as exc:  # noqa: BLE001 - torch raises many types
             return "error", f"{type(exc).__name__}: {exc}", None
     return "ok", [tuple(t.shape) for t in flatten(out)], module
 

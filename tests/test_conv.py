@@ -10,19 +10,66 @@ from tests.conftest import TORCH, needs_torch, torch_outcome
 
 CASES = [
     # (args, input, output, weight, parameters)
-    (dict(in_channels=3, out_channels=16, kernel_size=3, stride=2, padding=1),
-     (8, 3, 224, 224), (8, 16, 112, 112), (16, 3, 3, 3), 448),
-    (dict(in_channels=4, out_channels=6, kernel_size=(3, 1), padding="same",
-          dilation=2, groups=2, bias=False, padding_mode="reflect"),
-     (4, 9, 7), (6, 9, 7), (6, 2, 3, 1), 36),
-    (dict(in_channels=2, out_channels=3, kernel_size=5),
-     (1, 2, 5), (1, 3, 1), (3, 2, 5), 33),
-    (dict(in_channels=4, out_channels=2, kernel_size=3, stride=2, padding=1,
-          output_padding=1, transposed=True, groups=2),
-     (1, 4, 8, 8, 8), (1, 2, 16, 16, 16), (4, 1, 3, 3, 3), 110),
-    (dict(in_channels=3, out_channels=3, kernel_size=3, stride=2, transposed=True,
-          output_size=(8, 8)),
-     (1, 3, 3, 3), (1, 3, 8, 8), (3, 3, 3, 3), 84),
+    (
+        dict(in_channels=3, out_channels=16, kernel_size=3, stride=2, padding=1),
+        (8, 3, 224, 224),
+        (8, 16, 112, 112),
+        (16, 3, 3, 3),
+        448,
+    ),
+    (
+        dict(
+            in_channels=4,
+            out_channels=6,
+            kernel_size=(3, 1),
+            padding="same",
+            dilation=2,
+            groups=2,
+            bias=False,
+            padding_mode="reflect",
+        ),
+        (4, 9, 7),
+        (6, 9, 7),
+        (6, 2, 3, 1),
+        36,
+    ),
+    (
+        dict(in_channels=2, out_channels=3, kernel_size=5),
+        (1, 2, 5),
+        (1, 3, 1),
+        (3, 2, 5),
+        33,
+    ),
+    (
+        dict(
+            in_channels=4,
+            out_channels=2,
+            kernel_size=3,
+            stride=2,
+            padding=1,
+            output_padding=1,
+            transposed=True,
+            groups=2,
+        ),
+        (1, 4, 8, 8, 8),
+        (1, 2, 16, 16, 16),
+        (4, 1, 3, 3, 3),
+        110,
+    ),
+    (
+        dict(
+            in_channels=3,
+            out_channels=3,
+            kernel_size=3,
+            stride=2,
+            transposed=True,
+            output_size=(8, 8),
+        ),
+        (1, 3, 3, 3),
+        (1, 3, 8, 8),
+        (3, 3, 3, 3),
+        84,
+    ),
 ]
 
 
@@ -35,34 +82,89 @@ def test_cases(args, x, out, weight, parameters):
 
 def test_formula_lines_show_the_arithmetic():
     result = conv((8, 3, 224, 224), 3, 16, kernel_size=3, stride=2, padding=1)
-    assert dict(result.symbols)["H_out"] == "floor((224 + 1+1 - 1*(3-1) - 1)/2 + 1) = 112"
+    assert (
+        dict(result.symbols)["H_out"] == "floor((224 + 1+1 - 1*(3-1) - 1)/2 + 1) = 112"
+    )
 
 
 REJECTED = [
-    (dict(in_channels=3, out_channels=16, kernel_size=3, padding="same", stride=2),
-     (1, 3, 8, 8), "stride", "stride must be 1 in every dim when padding='same', "
-     "got (2, 2)"),
-    (dict(in_channels=3, out_channels=4, kernel_size=3, groups=2), (1, 3, 8),
-     "in_channels", "in_channels must be divisible by groups=2, got 3"),
-    (dict(in_channels=2, out_channels=2, kernel_size=3, stride=1, output_padding=1,
-          transposed=True), (1, 2, 8), "output_padding",
-     "output_padding must be smaller than stride or dilation, in spatial dim 0 "
-     "stride=1 and dilation=1, got 1"),
-    (dict(in_channels=2, out_channels=2, kernel_size=3, padding=4,
-          padding_mode="reflect"), (1, 2, 4), "padding",
-     "padding must be smaller than the input size 4 in spatial dim 0 for "
-     "padding_mode='reflect', got 4"),
-    (dict(in_channels=3, out_channels=4, kernel_size=(3, 3)), (1, 4, 8, 8), "input",
-     "input must be of 3 channels (in_channels) in dim 1, got (1, 4, 8, 8)"),
-    (dict(in_channels=3, out_channels=4, kernel_size=5), (3, 4, 8), "kernel_size",
-     "kernel_size must fit the padded input, got dilation*(kernel_size-1)+1 = "
-     "1*(5-1)+1 = 5 > input 4 + padding 0 = 4 in spatial dim 0"),
-    (dict(in_channels=3, out_channels=3, kernel_size=3, stride=2, transposed=True,
-          output_size=(9, 9)), (1, 3, 3, 3), "output_size",
-     "output_size must be between [7, 7] and [8, 8] for this input, got [9, 9]"),
-    (dict(in_channels=3, out_channels=3, kernel_size=3, transposed=True,
-          padding_mode="circular"), (1, 3, 3, 3), "padding_mode",
-     "padding_mode must be 'zeros' for ConvTranspose2d, got 'circular'"),
+    (
+        dict(in_channels=3, out_channels=16, kernel_size=3, padding="same", stride=2),
+        (1, 3, 8, 8),
+        "stride",
+        "stride must be 1 in every dim when padding='same', got (2, 2)",
+    ),
+    (
+        dict(in_channels=3, out_channels=4, kernel_size=3, groups=2),
+        (1, 3, 8),
+        "in_channels",
+        "in_channels must be divisible by groups=2, got 3",
+    ),
+    (
+        dict(
+            in_channels=2,
+            out_channels=2,
+            kernel_size=3,
+            stride=1,
+            output_padding=1,
+            transposed=True,
+        ),
+        (1, 2, 8),
+        "output_padding",
+        "output_padding must be smaller than stride or dilation, in spatial dim 0 "
+        "stride=1 and dilation=1, got 1",
+    ),
+    (
+        dict(
+            in_channels=2,
+            out_channels=2,
+            kernel_size=3,
+            padding=4,
+            padding_mode="reflect",
+        ),
+        (1, 2, 4),
+        "padding",
+        "padding must be smaller than the input size 4 in spatial dim 0 for "
+        "padding_mode='reflect', got 4",
+    ),
+    (
+        dict(in_channels=3, out_channels=4, kernel_size=(3, 3)),
+        (1, 4, 8, 8),
+        "input",
+        "input must be of 3 channels (in_channels) in dim 1, got (1, 4, 8, 8)",
+    ),
+    (
+        dict(in_channels=3, out_channels=4, kernel_size=5),
+        (3, 4, 8),
+        "kernel_size",
+        "kernel_size must fit the padded input, got dilation*(kernel_size-1)+1 = "
+        "1*(5-1)+1 = 5 > input 4 + padding 0 = 4 in spatial dim 0",
+    ),
+    (
+        dict(
+            in_channels=3,
+            out_channels=3,
+            kernel_size=3,
+            stride=2,
+            transposed=True,
+            output_size=(9, 9),
+        ),
+        (1, 3, 3, 3),
+        "output_size",
+        "output_size must be between [7, 7] and [8, 8] for this input, got [9, 9]",
+    ),
+    (
+        dict(
+            in_channels=3,
+            out_channels=3,
+            kernel_size=3,
+            transposed=True,
+            padding_mode="circular",
+        ),
+        (1, 3, 3, 3),
+        "padding_mode",
+        "padding_mode must be 'zeros' for ConvTranspose2d, got 'circular'",
+    ),
 ]
 
 
@@ -73,27 +175,42 @@ def test_rejected(args, x, param, message):
     assert (info.value.param, str(info.value)) == (param, message)
 
 
-@pytest.mark.parametrize("x, options, dims", [
-    ((8, 3, 224, 224), (), 2),
-    ((3, 224, 224), (), 2),
-    ((8, 3, 100), (), 1),
-    ((3, 16, 16, 16), (), 3),
-    ((3, 3, 32), (("kernel_size", (3,)),), 1),
-    ((3, 3, 32, 32), (("stride", (1, 2)),), 2),
-])
+@pytest.mark.parametrize(
+    "x, options, dims",
+    [
+        ((8, 3, 224, 224), (), 2),
+        ((3, 224, 224), (), 2),
+        ((8, 3, 100), (), 1),
+        ((3, 16, 16, 16), (), 3),
+        ((3, 3, 32), (("kernel_size", (3,)),), 1),
+        ((3, 3, 32, 32), (("stride", (1, 2)),), 2),
+    ],
+)
 def test_infer_dims(x, options, dims):
     assert infer_dims(x, 3, *options) == dims
 
 
-@pytest.mark.parametrize("x, options, message", [
-    ((3, 3, 32), (), "dims is ambiguous for input (3, 3, 32) with in_channels=3: "
-     "it could be 1-D or 2-D; give --dims"),
-    ((3, 3, 32), (("kernel_size", (3,)), ("stride", (1, 1))),
-     "tuple-valued options disagree on the number of spatial dims: kernel_size "
-     "has 1, stride has 2"),
-])
+@pytest.mark.parametrize(
+    "x, options, message",
+    [
+        (
+            (3, 3, 32),
+            (),
+            "dims is ambiguous for input (3, 3, 32) with in_channels=3: "
+            "it could be 1-D or 2-D; give --dims",
+        ),
+        (
+            (3, 3, 32),
+            (("kernel_size", (3,)), ("stride", (1, 1))),
+            "tuple-valued options disagree on the number of spatial dims: kernel_size "
+            "has 1, stride has 2",
+        ),
+    ],
+)
 def test_infer_dims_asks_when_ambiguous(x, options, message):
-    with pytest.raises(ShapeError, match=f"^{message.replace('(', '.').replace(')', '.')}$"):
+    with pytest.raises(
+        ShapeError, match=f"^{message.replace('(', '.').replace(')', '.')}$"
+    ):
         infer_dims(x, 3, *options)
 
 
@@ -124,11 +241,15 @@ def conv_configs(draw):
     # with 0 channels instead of out_channels; shapecalc rejects it (README).
     assume(in_c != 0)
     out_c = draw(mostly(st.integers(1, 3).map(lambda n: n * g), st.integers(-1, 5)))
-    args = dict(in_channels=in_c, out_channels=out_c, groups=groups,
-                kernel_size=draw(per_dim(dims, (1, 4), (-1, 0))),
-                stride=draw(per_dim(dims, (1, 3), (-1, 0))),
-                dilation=draw(per_dim(dims, (1, 3), (-1, 0))),
-                bias=draw(st.booleans()))
+    args = dict(
+        in_channels=in_c,
+        out_channels=out_c,
+        groups=groups,
+        kernel_size=draw(per_dim(dims, (1, 4), (-1, 0))),
+        stride=draw(per_dim(dims, (1, 3), (-1, 0))),
+        dilation=draw(per_dim(dims, (1, 3), (-1, 0))),
+        bias=draw(st.booleans()),
+    )
     padding = draw(per_dim(dims, (0, 3), (-2, -1)))
     if draw(st.integers(0, 5)) == 0:
         padding = draw(st.sampled_from(["same", "valid", "full"]))
@@ -136,8 +257,9 @@ def conv_configs(draw):
     if transposed:
         args["output_padding"] = draw(per_dim(dims, (0, 2), (-1, -1)))
     if draw(st.integers(0, 3)) == 0:
-        args["padding_mode"] = draw(st.sampled_from(
-            ["reflect", "replicate", "circular", "zeros", "mirror"]))
+        args["padding_mode"] = draw(
+            st.sampled_from(["reflect", "replicate", "circular", "zeros", "mirror"])
+        )
     batch = draw(mostly(st.integers(1, 2), st.just(0)))
     spatial = tuple(draw(mostly(st.integers(1, 9), st.just(0))) for _ in range(dims))
     batched = draw(st.booleans())
@@ -151,8 +273,9 @@ def conv_configs(draw):
     # torch skips some checks on an empty batch (dilation >= 1, output_padding
     # smaller than stride or dilation, spatial sizes > 0, a transposed output
     # > 0), and whether it rejects dilation=0 or a transposed output of size 0
-    # depends on which CPU kernel it picks. shapecalc applies every rule always (README, limitations), so
-    # here it may reject what torch lets through, never the reverse.
+    # depends on which CPU kernel it picks. shapecalc applies every rule always
+    # (README, limitations), so here it may reject what torch lets through,
+    # never the reverse.
     strict = not ((batched and batch == 0) or _below(args["dilation"], 1))
     return (dims, transposed, args, x, output_size), strict
 
@@ -178,8 +301,9 @@ def test_conv_agrees_with_torch(drawn):
     config, strict = drawn
     dims, transposed, args, x, output_size = config
     try:
-        ours = conv(x, dims=dims, transposed=transposed, output_size=output_size,
-                    **args)
+        ours = conv(
+            x, dims=dims, transposed=transposed, output_size=output_size, **args
+        )
     except ShapeError as exc:
         ours = exc
     status, shapes, module = _torch_conv(*config)
@@ -191,5 +315,6 @@ def test_conv_agrees_with_torch(drawn):
     if status == "ok":
         assert ours.shapes["output"] == shapes[0]
         assert ours.parameters == sum(p.numel() for p in module.parameters())
-        assert dict(ours.weights) == {n: tuple(p.shape) for n, p in
-                                      module.named_parameters()}
+        assert dict(ours.weights) == {
+            n: tuple(p.shape) for n, p in module.named_parameters()
+        }

@@ -9,12 +9,27 @@ from tests.conftest import TORCH, needs_torch, torch_outcome
 
 # The tutorial in shared/seeds: (constructor args, input, h_0, output, h_n).
 TUTORIAL = [
-    (dict(input_size=10, hidden_size=10, num_layers=1),
-     (12, 64, 10), (1, 64, 10), (12, 64, 10), (1, 64, 10)),
-    (dict(input_size=10, hidden_size=5, num_layers=2, batch_first=True),
-     (64, 12, 10), (2, 64, 5), (64, 12, 5), (2, 64, 5)),
-    (dict(input_size=10, hidden_size=5, num_layers=4, bidirectional=True),
-     (5, 64, 10), (8, 64, 5), (5, 64, 10), (8, 64, 5)),
+    (
+        dict(input_size=10, hidden_size=10, num_layers=1),
+        (12, 64, 10),
+        (1, 64, 10),
+        (12, 64, 10),
+        (1, 64, 10),
+    ),
+    (
+        dict(input_size=10, hidden_size=5, num_layers=2, batch_first=True),
+        (64, 12, 10),
+        (2, 64, 5),
+        (64, 12, 5),
+        (2, 64, 5),
+    ),
+    (
+        dict(input_size=10, hidden_size=5, num_layers=4, bidirectional=True),
+        (5, 64, 10),
+        (8, 64, 5),
+        (5, 64, 10),
+        (8, 64, 5),
+    ),
 ]
 
 
@@ -26,13 +41,32 @@ def test_tutorial_shapes(args, x, h0, out, hn):
 
 CASES = [
     # LSTM with projection: h has proj_size features, c keeps hidden_size.
-    (dict(mode="lstm", input_size=3, hidden_size=4, proj_size=2, num_layers=2,
-          bidirectional=True), (5, 2, 3),
-     {"h_0": (4, 2, 2), "c_0": (4, 2, 4), "output": (5, 2, 4), "h_n": (4, 2, 2),
-      "c_n": (4, 2, 4)}, 2 * (16 * 3 + 16 * 2 + 32 + 8) + 2 * (16 * 4 + 16 * 2 + 32 + 8)),
+    (
+        dict(
+            mode="lstm",
+            input_size=3,
+            hidden_size=4,
+            proj_size=2,
+            num_layers=2,
+            bidirectional=True,
+        ),
+        (5, 2, 3),
+        {
+            "h_0": (4, 2, 2),
+            "c_0": (4, 2, 4),
+            "output": (5, 2, 4),
+            "h_n": (4, 2, 2),
+            "c_n": (4, 2, 4),
+        },
+        2 * (16 * 3 + 16 * 2 + 32 + 8) + 2 * (16 * 4 + 16 * 2 + 32 + 8),
+    ),
     # unbatched GRU: no N anywhere.
-    (dict(mode="gru", input_size=7, hidden_size=3), (9, 7),
-     {"h_0": (1, 3), "output": (9, 3), "h_n": (1, 3)}, 3 * 3 * (7 + 3) + 2 * 9),
+    (
+        dict(mode="gru", input_size=7, hidden_size=3),
+        (9, 7),
+        {"h_0": (1, 3), "output": (9, 3), "h_n": (1, 3)},
+        3 * 3 * (7 + 3) + 2 * 9,
+    ),
 ]
 
 
@@ -44,22 +78,54 @@ def test_cases(args, x, shapes, parameters):
 
 
 REJECTED = [
-    (dict(input_size=10, hidden_size=5), (12, 64, 9), "input",
-     "input must be of size input_size=10 in its last dim, got (12, 64, 9)"),
-    (dict(input_size=10, hidden_size=5, hx_shape=(64, 5)), (12, 64, 10), "h_0",
-     "h_0 must be (1, 64, 5) for this batched input, got (64, 5)"),
-    (dict(mode="lstm", input_size=3, hidden_size=4, proj_size=4), (2, 3),
-     "proj_size", "proj_size must be smaller than hidden_size=4, got 4"),
-    (dict(mode="gru", input_size=3, hidden_size=4, proj_size=1), (2, 3),
-     "proj_size", "proj_size must be 0 for GRU (only LSTM has projections), got 1"),
-    (dict(input_size=3, hidden_size=4, dropout=1.5), (2, 3), "dropout",
-     "dropout must be a probability in [0, 1], got 1.5"),
-    (dict(input_size=3, hidden_size=0), (2, 3), "hidden_size",
-     "hidden_size must be greater than zero, got 0"),
-    (dict(input_size=3, hidden_size=4), (0, 2, 3), "input",
-     "input must be of sequence length L > 0, got (0, 2, 3)"),
-    (dict(mode="lstm", input_size=3, hidden_size=4, hx_shape=(1, 4)), (2, 3), "c_0",
-     "c_0 must be given with h_0 (LSTM takes the pair (h_0, c_0) or neither)"),
+    (
+        dict(input_size=10, hidden_size=5),
+        (12, 64, 9),
+        "input",
+        "input must be of size input_size=10 in its last dim, got (12, 64, 9)",
+    ),
+    (
+        dict(input_size=10, hidden_size=5, hx_shape=(64, 5)),
+        (12, 64, 10),
+        "h_0",
+        "h_0 must be (1, 64, 5) for this batched input, got (64, 5)",
+    ),
+    (
+        dict(mode="lstm", input_size=3, hidden_size=4, proj_size=4),
+        (2, 3),
+        "proj_size",
+        "proj_size must be smaller than hidden_size=4, got 4",
+    ),
+    (
+        dict(mode="gru", input_size=3, hidden_size=4, proj_size=1),
+        (2, 3),
+        "proj_size",
+        "proj_size must be 0 for GRU (only LSTM has projections), got 1",
+    ),
+    (
+        dict(input_size=3, hidden_size=4, dropout=1.5),
+        (2, 3),
+        "dropout",
+        "dropout must be a probability in [0, 1], got 1.5",
+    ),
+    (
+        dict(input_size=3, hidden_size=0),
+        (2, 3),
+        "hidden_size",
+        "hidden_size must be greater than zero, got 0",
+    ),
+    (
+        dict(input_size=3, hidden_size=4),
+        (0, 2, 3),
+        "input",
+        "input must be of sequence length L > 0, got (0, 2, 3)",
+    ),
+    (
+        dict(mode="lstm", input_size=3, hidden_size=4, hx_shape=(1, 4)),
+        (2, 3),
+        "c_0",
+        "c_0 must be given with h_0 (LSTM takes the pair (h_0, c_0) or neither)",
+    ),
 ]
 
 
@@ -96,12 +162,18 @@ junk_shape = st.lists(small, min_size=1, max_size=4).map(tuple)
 @st.composite
 def rnn_configs(draw):
     mode = draw(st.sampled_from(["rnn", "lstm", "gru"]))
-    args = dict(mode=mode, input_size=draw(sizes), hidden_size=draw(sizes),
-                num_layers=draw(mostly(st.integers(1, 3), st.just(0))),
-                bias=draw(st.booleans()), batch_first=draw(st.booleans()),
-                bidirectional=draw(st.booleans()),
-                dropout=draw(mostly(st.sampled_from([0.0, 0.3, 1.0]),
-                                    st.sampled_from([1.5, -0.1]))))
+    args = dict(
+        mode=mode,
+        input_size=draw(sizes),
+        hidden_size=draw(sizes),
+        num_layers=draw(mostly(st.integers(1, 3), st.just(0))),
+        bias=draw(st.booleans()),
+        batch_first=draw(st.booleans()),
+        bidirectional=draw(st.booleans()),
+        dropout=draw(
+            mostly(st.sampled_from([0.0, 0.3, 1.0]), st.sampled_from([1.5, -0.1]))
+        ),
+    )
     if mode == "rnn":
         args["nonlinearity"] = draw(st.sampled_from(["tanh", "relu"]))
     if mode == "lstm":
@@ -109,8 +181,11 @@ def rnn_configs(draw):
     batched = draw(st.booleans())
     features = draw(mostly(st.just(args["input_size"]), small))
     seq, batch = draw(mostly(st.integers(1, 4), st.just(0))), draw(st.integers(0, 3))
-    x = (seq, features) if not batched else (
-        (batch, seq, features) if args["batch_first"] else (seq, batch, features))
+    x = (
+        (seq, features)
+        if not batched
+        else ((batch, seq, features) if args["batch_first"] else (seq, batch, features))
+    )
     x = draw(mostly(st.just(tuple(map(abs, x))), junk_shape))
     return args, x, draw(_states(args, x))
 
@@ -158,8 +233,9 @@ def _assert_agree(ours, theirs, rows):
     if status == "ok":
         assert [result.shapes[r] for r in rows] == t_shapes
         assert result.parameters == sum(p.numel() for p in module.parameters())
-        assert dict(result.weights) == {n: tuple(p.shape) for n, p in
-                                        module.named_parameters()}
+        assert dict(result.weights) == {
+            n: tuple(p.shape) for n, p in module.named_parameters()
+        }
 
 
 @needs_torch
@@ -177,16 +253,21 @@ def test_rnn_agrees_with_torch(config):
 @st.composite
 def cell_configs(draw):
     mode = draw(st.sampled_from(["rnn", "lstm", "gru"]))
-    args = dict(mode=mode, input_size=draw(sizes), hidden_size=draw(sizes),
-                bias=draw(st.booleans()))
+    args = dict(
+        mode=mode,
+        input_size=draw(sizes),
+        hidden_size=draw(sizes),
+        bias=draw(st.booleans()),
+    )
     if mode == "rnn":
         args["nonlinearity"] = draw(st.sampled_from(["tanh", "relu"]))
     batch = draw(st.integers(0, 3))
     x = (batch, args["input_size"]) if draw(st.booleans()) else (args["input_size"],)
     x = draw(mostly(st.just(tuple(map(abs, x))), junk_shape))
     h = tuple(map(abs, (x[0],) * (len(x) == 2) + (args["hidden_size"],)))
-    hx, cx = (draw(st.one_of(st.none(), mostly(st.just(h), junk_shape)))
-              for _ in range(2))
+    hx, cx = (
+        draw(st.one_of(st.none(), mostly(st.just(h), junk_shape))) for _ in range(2)
+    )
     return args, x, hx, cx
 
 
@@ -205,8 +286,9 @@ def test_cells_agree_with_torch(config):
     assume(not (len(x) == 1 and cx is not None and len(cx) == 2))
     ours = _ours(rnn_cell, x, hx_shape=hx, cx_shape=cx, **args)
     kwargs = {k: v for k, v in args.items() if k != "mode"}
-    cls = getattr(TORCH.nn, {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[
-        args["mode"]] + "Cell")
+    cls = getattr(
+        TORCH.nn, {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[args["mode"]] + "Cell"
+    )
 
     def run(module):
         if hx is None:

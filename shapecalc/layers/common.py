@@ -6,9 +6,11 @@ of every query.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from math import prod
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 
 class ShapeError(ValueError):
@@ -69,7 +71,9 @@ def fail(param: str, rule: str, got: object) -> ShapeError:
 
 
 def fmt_shape(shape: Iterable[int]) -> str:
-    return "(" + ", ".join(str(n) for n in shape) + ")"
+    """A shape as Python writes a tuple: ``(8, 3)``, ``(5,)``, ``()``."""
+    shape = tuple(shape)
+    return repr(shape) if len(shape) == 1 else "(" + ", ".join(map(str, shape)) + ")"
 
 
 def as_tuple(value: int | Sequence[int], n: int, param: str) -> tuple[int, ...]:
@@ -102,3 +106,43 @@ def check_non_negative(param: str, value: int | Sequence[int]) -> None:
 
 def _show(value: int | Sequence[int]) -> str:
     return str(value) if isinstance(value, int) else fmt_shape(value)
+
+
+def parse_ints(text: str, param: str, wildcard: bool = False) -> tuple[int | None, ...]:
+    """Integers from ``12,64,10``, ``12x64x10``, ``(12, 64, 10)`` or ``[12 64 10]``.
+
+    With ``wildcard``, ``*`` or ``-1`` stands for any size and reads as None.
+
+    >>> parse_ints("12x64x10", "input_shape")
+    (12, 64, 10)
+    >>> parse_ints("8,*,-1", "expect", wildcard=True)
+    (8, None, None)
+    """
+    token = r"\s*(?:-?\d+|\*)\s*"
+    form = rf"\s*[(\[]?(?:{token}(?:[,x ]{token})*,?)?[)\]]?\s*"
+    if not re.fullmatch(form, text):
+        raise fail(param, "integers separated by ',' or 'x'", repr(text))
+    values = [
+        None if t in ("*", "-1") and wildcard else t
+        for t in re.findall(r"-?\d+|\*", text)
+    ]
+    if "*" in values:
+        raise fail(param, "integers separated by ',' or 'x'", repr(text))
+    values = [v if v is None else int(v) for v in values]
+    if not values:
+        raise fail(param, "at least one integer", repr(text))
+    return tuple(values)
+
+
+def parse_shape(text: str, param: str) -> tuple[int, ...]:
+    """A tensor shape: one or more sizes, each zero or greater."""
+    shape = parse_ints(text, param)
+    if any(n < 0 for n in shape):
+        raise fail(param, "made of sizes >= 0", repr(text))
+    return shape  # type: ignore[return-value]
+
+
+def parse_int_or_tuple(text: str, param: str) -> int | tuple[int, ...]:
+    """``3`` stays an int (one value for every dim); ``3,5`` becomes a tuple."""
+    values = parse_ints(text, param)
+    return values[0] if len(values) == 1 and "," not in text else values  # type: ignore

@@ -17,8 +17,8 @@ Shape (mirrors torch.nn.Conv2d and torch.nn.ConvTranspose2d)::
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from math import prod
-from typing import Sequence
 
 from .common import (
     LayerResult,
@@ -43,34 +43,53 @@ SPATIAL = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 IntOrTuple = int | Sequence[int]
 
 
-def infer_dims(input_shape: Sequence[int], in_channels: int,
-               *tuple_options: tuple[str, IntOrTuple | str | None]) -> int:
+def infer_dims(
+    input_shape: Sequence[int],
+    in_channels: int,
+    *tuple_options: tuple[str, IntOrTuple | str | None],
+) -> int:
     """The number of spatial dims: from tuple-valued options, else the input.
 
     >>> infer_dims((8, 3, 224, 224), 3)
     2
     """
-    lengths = {name: len(v) for name, v in tuple_options
-               if v is not None and not isinstance(v, (int, str))}
+    lengths = {
+        name: len(v)
+        for name, v in tuple_options
+        if v is not None and not isinstance(v, (int, str))
+    }
     if len(set(lengths.values())) > 1:
-        raise ShapeError("dims", "tuple-valued options disagree on the number of "
-                         f"spatial dims: {_pairs(lengths)}")
+        raise ShapeError(
+            "dims",
+            "tuple-valued options disagree on the number of "
+            f"spatial dims: {_pairs(lengths)}",
+        )
     if lengths:
         return next(iter(lengths.values()))
     rank = len(input_shape)
     by_rank = [d for d in (1, 2, 3) if rank in (d + 1, d + 2)]
-    by_channels = [d for d in by_rank
-                   if (rank == d + 2 and input_shape[1] == in_channels)
-                   or (rank == d + 1 and input_shape[0] == in_channels)]
+    by_channels = [
+        d
+        for d in by_rank
+        if (rank == d + 2 and input_shape[1] == in_channels)
+        or (rank == d + 1 and input_shape[0] == in_channels)
+    ]
     for candidates in (by_channels, by_rank):
         if len(candidates) == 1:
             return candidates[0]
     if not by_rank:
-        raise fail("input", "of rank 2 to 5, (C_in, *spatial) or (N, C_in, *spatial)",
-                   fmt_shape(input_shape))
-    raise ShapeError("dims", f"dims is ambiguous for input {fmt_shape(input_shape)}"
-                     f" with in_channels={in_channels}: it could be "
-                     + " or ".join(f"{d}-D" for d in candidates) + "; give --dims")
+        raise fail(
+            "input",
+            "of rank 2 to 5, (C_in, *spatial) or (N, C_in, *spatial)",
+            fmt_shape(input_shape),
+        )
+    raise ShapeError(
+        "dims",
+        f"dims is ambiguous for input {fmt_shape(input_shape)}"
+        f" with in_channels={in_channels}: it could be "
+        + " or ".join(f"{d}-D" for d in candidates)
+        + "; give --dims",
+    )
 
 
 def conv(
@@ -97,17 +116,38 @@ def conv(
     """
     input_shape = tuple(input_shape)
     if dims is None:
-        dims = infer_dims(input_shape, in_channels, ("kernel_size", kernel_size),
-                          ("stride", stride), ("padding", padding),
-                          ("dilation", dilation), ("output_padding", output_padding))
+        dims = infer_dims(
+            input_shape,
+            in_channels,
+            ("kernel_size", kernel_size),
+            ("stride", stride),
+            ("padding", padding),
+            ("dilation", dilation),
+            ("output_padding", output_padding),
+        )
     if dims not in (1, 2, 3):
         raise fail("dims", "1, 2 or 3", dims)
-    kernel_size, stride, dilation = (as_tuple(v, dims, n) for v, n in (
-        (kernel_size, "kernel_size"), (stride, "stride"), (dilation, "dilation")))
+    kernel_size, stride, dilation = (
+        as_tuple(v, dims, n)
+        for v, n in (
+            (kernel_size, "kernel_size"),
+            (stride, "stride"),
+            (dilation, "dilation"),
+        )
+    )
     output_padding = as_tuple(output_padding, dims, "output_padding")
     layer = f"Conv{'Transpose' if transposed else ''}{dims}d"
-    mode = _check_constructor(layer, in_channels, out_channels, kernel_size, stride,
-                              padding, groups, padding_mode, transposed)
+    mode = _check_constructor(
+        layer,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride,
+        padding,
+        groups,
+        padding_mode,
+        transposed,
+    )
     pads = padding if isinstance(padding, str) else as_tuple(padding, dims, "padding")
 
     batched = _check_input_rank(layer, input_shape, dims)
@@ -117,20 +157,33 @@ def conv(
     check_positive("kernel_size", kernel_size)
     channels = input_shape[-dims - 1]
     if channels != in_channels:
-        raise fail("input", f"of {in_channels} channels (in_channels) in dim "
-                   f"{len(input_shape) - dims - 1}", fmt_shape(input_shape))
+        raise fail(
+            "input",
+            f"of {in_channels} channels (in_channels) in dim "
+            f"{len(input_shape) - dims - 1}",
+            fmt_shape(input_shape),
+        )
     if any(x < 1 for x in spatial):
         raise fail("input", "non-empty in every spatial dim", fmt_shape(input_shape))
     if transposed:
-        out_spatial, lines, fwd = _transposed(spatial, kernel_size, stride, pads,
-                                              dilation, output_padding, output_size,
-                                              batched)
+        out_spatial, lines, fwd = _transposed(
+            spatial,
+            kernel_size,
+            stride,
+            pads,
+            dilation,
+            output_padding,
+            output_size,
+            batched,
+        )
     else:
         if output_size is not None:
-            raise fail("output_size", "left unset for a non-transposed conv",
-                       list(output_size))
-        out_spatial, lines = _forward(spatial, kernel_size, stride, pads, dilation,
-                                      mode)
+            raise fail(
+                "output_size", "left unset for a non-transposed conv", list(output_size)
+            )
+        out_spatial, lines = _forward(
+            spatial, kernel_size, stride, pads, dilation, mode
+        )
         fwd = {}
 
     lead = (input_shape[0],) if batched else ()
@@ -140,34 +193,75 @@ def conv(
     out_f = ", ".join(f"{s}_out" for s in sym)
     k_f = ", ".join(f"k_{s}" for s in sym) if dims > 1 else "k"
     chans = ("C_in", "C_out") if transposed else ("C_out", "C_in")
-    weight_shape = ((in_channels, out_channels // groups) if transposed
-                    else (out_channels, in_channels // groups)) + kernel_size
-    rows = [Tensor("input", input_shape, f"({n}C_in, {in_f})", "input"),
-            Tensor("weight", weight_shape,
-                   f"({chans[0]}, {chans[1]}/groups, {k_f})", "param")]
+    weight_shape = (
+        (in_channels, out_channels // groups)
+        if transposed
+        else (out_channels, in_channels // groups)
+    ) + kernel_size
+    rows = [
+        Tensor("input", input_shape, f"({n}C_in, {in_f})", "input"),
+        Tensor(
+            "weight", weight_shape, f"({chans[0]}, {chans[1]}/groups, {k_f})", "param"
+        ),
+    ]
     if bias:
         rows.append(Tensor("bias", (out_channels,), "(C_out)", "param"))
-    rows.append(Tensor("output", lead + (out_channels,) + out_spatial,
-                       f"({n}C_out, {out_f})", "output"))
+    rows.append(
+        Tensor(
+            "output",
+            lead + (out_channels,) + out_spatial,
+            f"({n}C_out, {out_f})",
+            "output",
+        )
+    )
 
-    params = {"in_channels": in_channels, "out_channels": out_channels,
-              "kernel_size": kernel_size, "stride": stride,
-              "padding": pads, "dilation": dilation, "groups": groups,
-              "bias": bias, "padding_mode": mode.value}
+    params = {
+        "in_channels": in_channels,
+        "out_channels": out_channels,
+        "kernel_size": kernel_size,
+        "stride": stride,
+        "padding": pads,
+        "dilation": dilation,
+        "groups": groups,
+        "bias": bias,
+        "padding_mode": mode.value,
+    }
     if transposed:
         params["output_padding"] = output_padding
-    symbols = ((("N", str(input_shape[0])),) if batched else ()) + (
-        ("C_in", str(in_channels)), ("C_out", str(out_channels)), ("groups", str(groups)),
-    ) + tuple((f"{s}_out", line) for s, line in zip(sym, lines))
-    weights = (("weight", weight_shape),) + ((("bias", (out_channels,)),) if bias else ())
+    symbols = (
+        ((("N", str(input_shape[0])),) if batched else ())
+        + (
+            ("C_in", str(in_channels)),
+            ("C_out", str(out_channels)),
+            ("groups", str(groups)),
+        )
+        + tuple((f"{s}_out", line) for s, line in zip(sym, lines))
+    )
+    weights = (("weight", weight_shape),) + (
+        (("bias", (out_channels,)),) if bias else ()
+    )
     return LayerResult(
-        layer=layer, params=params, tensors=tuple(rows), symbols=symbols,
-        parameters=sum(prod(s) for _, s in weights), weights=weights, forward=fwd,
+        layer=layer,
+        params=params,
+        tensors=tuple(rows),
+        symbols=symbols,
+        parameters=sum(prod(s) for _, s in weights),
+        weights=weights,
+        forward=fwd,
     )
 
 
-def _check_constructor(layer, in_channels, out_channels, kernel_size, stride,
-                       padding, groups, padding_mode, transposed) -> PaddingMode:
+def _check_constructor(
+    layer,
+    in_channels,
+    out_channels,
+    kernel_size,
+    stride,
+    padding,
+    groups,
+    padding_mode,
+    transposed,
+) -> PaddingMode:
     """The checks of _ConvNd.__init__, plus those the weight's creation makes."""
     if transposed and padding_mode != PaddingMode.zeros:
         raise fail("padding_mode", f"'zeros' for {layer}", repr(_value(padding_mode)))
@@ -182,17 +276,23 @@ def _check_constructor(layer, in_channels, out_channels, kernel_size, stride,
             raise fail(name, f"divisible by groups={groups}", value)
     if isinstance(padding, str):
         if transposed:
-            raise fail("padding", f"an int or a tuple of ints for {layer}",
-                       repr(padding))
+            raise fail(
+                "padding", f"an int or a tuple of ints for {layer}", repr(padding)
+            )
         if padding not in ("same", "valid"):
             raise fail("padding", "'same', 'valid', an int or a tuple", repr(padding))
         if padding == "same" and any(s != 1 for s in stride):
-            raise fail("stride", "1 in every dim when padding='same'", fmt_shape(stride))
+            raise fail(
+                "stride", "1 in every dim when padding='same'", fmt_shape(stride)
+            )
     try:
         mode = PaddingMode(padding_mode)
     except ValueError:
-        raise fail("padding_mode", "one of zeros, reflect, replicate, circular",
-                   repr(padding_mode)) from None
+        raise fail(
+            "padding_mode",
+            "one of zeros, reflect, replicate, circular",
+            repr(padding_mode),
+        ) from None
     check_non_negative("out_channels", out_channels)
     check_non_negative("kernel_size", kernel_size)
     if out_channels == 0:
@@ -202,8 +302,11 @@ def _check_constructor(layer, in_channels, out_channels, kernel_size, stride,
 
 def _check_input_rank(layer: str, input_shape: tuple[int, ...], dims: int) -> bool:
     if len(input_shape) not in (dims + 1, dims + 2):
-        raise fail("input", f"{dims + 1}-D (unbatched) or {dims + 2}-D (batched) for "
-                   f"{layer}", fmt_shape(input_shape))
+        raise fail(
+            "input",
+            f"{dims + 1}-D (unbatched) or {dims + 2}-D (batched) for {layer}",
+            fmt_shape(input_shape),
+        )
     if any(x < 0 for x in input_shape):
         raise fail("input", "made of sizes >= 0", fmt_shape(input_shape))
     return len(input_shape) == dims + 2
@@ -224,13 +327,18 @@ def _forward(spatial, kernel_size, stride, padding, dilation, mode):
     _check_padding_mode(mode, spatial, pads)
     outs, lines = [], []
     for i, (x, (left, right), k, s, d) in enumerate(
-            zip(spatial, pads, kernel_size, stride, dilation)):
+        zip(spatial, pads, kernel_size, stride, dilation)
+    ):
         span = d * (k - 1) + 1
         if x + left + right < span:
-            raise ShapeError("kernel_size", (
-                f"kernel_size must fit the padded input, got dilation*(kernel_size-1)"
-                f"+1 = {d}*({k}-1)+1 = {span} > input {x} + padding {left + right}"
-                f" = {x + left + right} in spatial dim {i}"))
+            raise ShapeError(
+                "kernel_size",
+                (
+                    "kernel_size must fit the padded input, got "
+                    f"dilation*(kernel_size-1)+1 = {d}*({k}-1)+1 = {span} > input {x} + padding {left + right}"
+                    f" = {x + left + right} in spatial dim {i}"
+                ),
+            )
         out = (x + left + right - span) // s + 1
         outs.append(out)
         lines.append(f"floor(({x} + {left}+{right} - {d}*({k}-1) - 1)/{s} + 1) = {out}")
@@ -242,20 +350,38 @@ def _check_padding_mode(mode: PaddingMode, spatial, pads) -> None:
     for i, (x, (left, right)) in enumerate(zip(spatial, pads)):
         big = max(left, right)
         if mode is PaddingMode.reflect and big >= x:
-            raise fail("padding", f"smaller than the input size {x} in spatial dim "
-                       f"{i} for padding_mode='reflect'", big)
+            raise fail(
+                "padding",
+                f"smaller than the input size {x} in spatial dim "
+                f"{i} for padding_mode='reflect'",
+                big,
+            )
         if mode is PaddingMode.circular and big > x:
-            raise fail("padding", f"at most the input size {x} in spatial dim {i} "
-                       "for padding_mode='circular'", big)
+            raise fail(
+                "padding",
+                f"at most the input size {x} in spatial dim {i} "
+                "for padding_mode='circular'",
+                big,
+            )
 
 
-def _transposed(spatial, kernel_size, stride, padding, dilation, output_padding,
-                output_size, batched):
+def _transposed(
+    spatial,
+    kernel_size,
+    stride,
+    padding,
+    dilation,
+    output_padding,
+    output_size,
+    batched,
+):
     """Output sizes of a transposed convolution, honouring output_size."""
     check_non_negative("padding", padding)
     dims = len(spatial)
-    base = [(x - 1) * s - 2 * p + d * (k - 1) + 1 for x, s, p, d, k in
-            zip(spatial, stride, padding, dilation, kernel_size)]
+    base = [
+        (x - 1) * s - 2 * p + d * (k - 1) + 1
+        for x, s, p, d, k in zip(spatial, stride, padding, dilation, kernel_size)
+    ]
     fwd = {}
     if output_size is not None:
         output_padding = _padding_for_size(output_size, base, stride, batched, dims)
@@ -264,16 +390,25 @@ def _transposed(spatial, kernel_size, stride, padding, dilation, output_padding,
         check_non_negative("output_padding", output_padding)
         for i, (op, s, d) in enumerate(zip(output_padding, stride, dilation)):
             if op >= s and op >= d:
-                raise fail("output_padding", "smaller than stride or dilation, in "
-                           f"spatial dim {i} stride={s} and dilation={d}", op)
+                raise fail(
+                    "output_padding",
+                    "smaller than stride or dilation, in "
+                    f"spatial dim {i} stride={s} and dilation={d}",
+                    op,
+                )
     outs, lines = [], []
-    for x, b, op, s, p, d, k in zip(spatial, base, output_padding, stride, padding,
-                                    dilation, kernel_size):
+    for x, b, op, s, p, d, k in zip(
+        spatial, base, output_padding, stride, padding, dilation, kernel_size
+    ):
         out = b + op
         if out < 1:
-            raise fail("padding", "small enough to leave an output, got (X_in-1)*stride"
-                       f" - 2*padding + dilation*(k-1) + output_padding + 1 = "
-                       f"({x}-1)*{s} - 2*{p} + {d}*({k}-1) + {op} + 1", out)
+            raise fail(
+                "padding",
+                "small enough to leave an output, got (X_in-1)*stride"
+                f" - 2*padding + dilation*(k-1) + output_padding + 1 = "
+                f"({x}-1)*{s} - 2*{p} + {d}*({k}-1) + {op} + 1",
+                out,
+            )
         outs.append(out)
         lines.append(f"({x}-1)*{s} - 2*{p} + {d}*({k}-1) + {op} + 1 = {out}")
     return tuple(outs), lines, fwd

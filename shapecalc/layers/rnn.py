@@ -20,8 +20,8 @@ Cells (torch.nn.RNNCell / LSTMCell / GRUCell) take one step::
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from math import prod
-from typing import Sequence
 
 from .common import LayerResult, ShapeError, Tensor, fail, fmt_shape
 
@@ -81,8 +81,11 @@ def rnn(
         raise fail("input", "2-D (L, H_in) or 3-D (batched)", fmt_shape(input_shape))
     batched = len(input_shape) == 3
     if input_shape[-1] != input_size:
-        raise fail("input", f"of size input_size={input_size} in its last dim",
-                   fmt_shape(input_shape))
+        raise fail(
+            "input",
+            f"of size input_size={input_size} in its last dim",
+            fmt_shape(input_shape),
+        )
     seq_len = input_shape[1 if batched and batch_first else 0]
     batch = (input_shape[0] if batch_first else input_shape[1]) if batched else None
     if seq_len < 1:
@@ -99,32 +102,56 @@ def rnn(
     lead_f = f"D*num_layers, {n}"
     seq_f = ("N, L" if batch_first else "L, N") if batched else "L"
     out_shape = _seq_shape(seq_len, batch, d * h_out, batched, batch_first)
-    rows = [Tensor("input", input_shape, f"({seq_f}, H_in)", "input"),
-            Tensor("h_0", h_shape, f"({lead_f}H_out)", "state")]
+    rows = [
+        Tensor("input", input_shape, f"({seq_f}, H_in)", "input"),
+        Tensor("h_0", h_shape, f"({lead_f}H_out)", "state"),
+    ]
     if is_lstm:
         rows.append(Tensor("c_0", c_shape, f"({lead_f}H_cell)", "state"))
-    rows += [Tensor("output", out_shape, f"({seq_f}, D*H_out)", "output"),
-             Tensor("h_n", h_shape, f"({lead_f}H_out)", "output")]
+    rows += [
+        Tensor("output", out_shape, f"({seq_f}, D*H_out)", "output"),
+        Tensor("h_n", h_shape, f"({lead_f}H_out)", "output"),
+    ]
     if is_lstm:
         rows.append(Tensor("c_n", c_shape, f"({lead_f}H_cell)", "output"))
 
-    weights = _layer_weights(mode, input_size, hidden_size, num_layers, bias, d,
-                             proj_size)
-    params = {"input_size": input_size, "hidden_size": hidden_size,
-              "num_layers": num_layers}
+    weights = _layer_weights(
+        mode, input_size, hidden_size, num_layers, bias, d, proj_size
+    )
+    params = {
+        "input_size": input_size,
+        "hidden_size": hidden_size,
+        "num_layers": num_layers,
+    }
     if mode is Mode.rnn:
         params["nonlinearity"] = nonlinearity.value
-    params |= {"bias": bias, "batch_first": batch_first, "dropout": float(dropout),
-               "bidirectional": bidirectional}
+    params |= {
+        "bias": bias,
+        "batch_first": batch_first,
+        "dropout": float(dropout),
+        "bidirectional": bidirectional,
+    }
     if is_lstm:
         params["proj_size"] = proj_size
-    symbols = _symbols(batch, seq_len, input_size, d, num_layers, h_out,
-                       hidden_size if is_lstm else None)
+    symbols = _symbols(
+        batch,
+        seq_len,
+        input_size,
+        d,
+        num_layers,
+        h_out,
+        hidden_size if is_lstm else None,
+    )
     states = ("h_0", "c_0") if hx_shape is not None else ()
     return LayerResult(
-        layer=NAMES[mode], params=params, tensors=tuple(rows), symbols=symbols,
-        parameters=_count(weights), weights=weights,
-        forward={"states": states[: 2 if is_lstm else 1]}, warnings=warnings,
+        layer=NAMES[mode],
+        params=params,
+        tensors=tuple(rows),
+        symbols=symbols,
+        parameters=_count(weights),
+        weights=weights,
+        forward={"states": states[: 2 if is_lstm else 1]},
+        warnings=warnings,
     )
 
 
@@ -155,16 +182,21 @@ def rnn_cell(
         raise fail("input", "1-D (H_in) or 2-D (N, H_in)", fmt_shape(input_shape))
     batched = len(input_shape) == 2
     if input_shape[-1] != input_size:
-        raise fail("input", f"of size input_size={input_size} in its last dim",
-                   fmt_shape(input_shape))
+        raise fail(
+            "input",
+            f"of size input_size={input_size} in its last dim",
+            fmt_shape(input_shape),
+        )
     batch = input_shape[0] if batched else None
     state = ((batch,) if batched else ()) + (hidden_size,)
     is_lstm = mode is Mode.lstm
     _check_states(is_lstm, batched, hx_shape, cx_shape, state, state, cell=True)
 
     n = "N, " if batched else ""
-    rows = [Tensor("input", input_shape, f"({n}H_in)", "input"),
-            Tensor("hx", state, f"({n}H)", "state")]
+    rows = [
+        Tensor("input", input_shape, f"({n}H_in)", "input"),
+        Tensor("hx", state, f"({n}H)", "state"),
+    ]
     if is_lstm:
         rows.append(Tensor("cx", state, f"({n}H)", "state"))
     rows.append(Tensor("h_1", state, f"({n}H)", "output"))
@@ -182,8 +214,12 @@ def rnn_cell(
     symbols += (("H_in", str(input_size)), ("H", str(hidden_size)))
     states = ("hx", "cx") if hx_shape is not None else ()
     return LayerResult(
-        layer=NAMES[mode] + "Cell", params=params, tensors=tuple(rows),
-        symbols=symbols, parameters=_count(weights), weights=tuple(weights),
+        layer=NAMES[mode] + "Cell",
+        params=params,
+        tensors=tuple(rows),
+        symbols=symbols,
+        parameters=_count(weights),
+        weights=tuple(weights),
         forward={"states": states[: 2 if is_lstm else 1]},
     )
 
@@ -194,21 +230,34 @@ def _check_nonlinearity(mode: Mode, nonlinearity: Nonlinearity | str) -> Nonline
     except ValueError:
         raise fail("nonlinearity", "'tanh' or 'relu'", repr(nonlinearity)) from None
     if mode is not Mode.rnn and value is not Nonlinearity.tanh:
-        raise fail("nonlinearity", f"left unset for {NAMES[mode]} (it has fixed "
-                   "gates)", repr(value.value))
+        raise fail(
+            "nonlinearity",
+            f"left unset for {NAMES[mode]} (it has fixed gates)",
+            repr(value.value),
+        )
     return value
 
 
-def _check_constructor(mode: Mode, input_size: int, hidden_size: int,
-                       num_layers: int, dropout: float, proj_size: int) -> None:
+def _check_constructor(
+    mode: Mode,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    dropout: float,
+    proj_size: int,
+) -> None:
     """The checks RNNBase.__init__ makes, in its order."""
     if mode is not Mode.lstm and proj_size != 0:
-        raise fail("proj_size", f"0 for {NAMES[mode]} (only LSTM has projections)",
-                   proj_size)
+        raise fail(
+            "proj_size", f"0 for {NAMES[mode]} (only LSTM has projections)", proj_size
+        )
     if isinstance(dropout, bool) or not 0 <= dropout <= 1:
         raise fail("dropout", "a probability in [0, 1]", dropout)
-    for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
-                        ("num_layers", num_layers)):
+    for name, value in (
+        ("input_size", input_size),
+        ("hidden_size", hidden_size),
+        ("num_layers", num_layers),
+    ):
         if value <= 0:
             raise fail(name, "greater than zero", value)
     if proj_size < 0:
@@ -217,23 +266,34 @@ def _check_constructor(mode: Mode, input_size: int, hidden_size: int,
         raise fail("proj_size", f"smaller than hidden_size={hidden_size}", proj_size)
 
 
-def _check_states(is_lstm: bool, batched: bool, hx_shape, cx_shape,
-                  h_shape: tuple[int, ...], c_shape: tuple[int, ...],
-                  cell: bool = False) -> None:
+def _check_states(
+    is_lstm: bool,
+    batched: bool,
+    hx_shape,
+    cx_shape,
+    h_shape: tuple[int, ...],
+    c_shape: tuple[int, ...],
+    cell: bool = False,
+) -> None:
     """Reject a hidden or cell state whose shape forward would refuse."""
     h_name, c_name = ("hx", "cx") if cell else ("h_0", "c_0")
     if cx_shape is not None and not is_lstm:
-        raise ShapeError(c_name, f"{c_name} is only taken by LSTM layers, got "
-                         f"{fmt_shape(cx_shape)}")
+        raise ShapeError(
+            c_name, f"{c_name} is only taken by LSTM layers, got {fmt_shape(cx_shape)}"
+        )
     if is_lstm and (hx_shape is None) != (cx_shape is None):
         given, missing = (h_name, c_name) if cx_shape is None else (c_name, h_name)
-        raise ShapeError(missing, f"{missing} must be given with {given} (LSTM "
-                         "takes the pair (h_0, c_0) or neither)")
+        raise ShapeError(
+            missing,
+            f"{missing} must be given with {given} (LSTM "
+            "takes the pair (h_0, c_0) or neither)",
+        )
     for name, given, want in ((h_name, hx_shape, h_shape), (c_name, cx_shape, c_shape)):
         if given is not None and tuple(given) != want:
             kind = "batched" if batched else "unbatched"
-            raise fail(name, f"{fmt_shape(want)} for this {kind} input",
-                       fmt_shape(given))
+            raise fail(
+                name, f"{fmt_shape(want)} for this {kind} input", fmt_shape(given)
+            )
 
 
 def _seq_shape(seq_len, batch, features, batched, batch_first) -> tuple[int, ...]:
@@ -253,8 +313,10 @@ def _layer_weights(mode, input_size, hidden_size, num_layers, bias, d, proj_size
         layer_in = input_size if layer == 0 else h_out * d
         for direction in range(d):
             sfx = f"_l{layer}" + ("_reverse" if direction else "")
-            weights += [(f"weight_ih{sfx}", (gate, layer_in)),
-                        (f"weight_hh{sfx}", (gate, h_out))]
+            weights += [
+                (f"weight_ih{sfx}", (gate, layer_in)),
+                (f"weight_hh{sfx}", (gate, h_out)),
+            ]
             if bias:
                 weights += [(f"bias_ih{sfx}", (gate,)), (f"bias_hh{sfx}", (gate,))]
             if proj_size:
@@ -268,8 +330,13 @@ def _count(weights) -> int:
 
 def _symbols(batch, seq_len, input_size, d, num_layers, h_out, h_cell):
     symbols = [("N", str(batch))] if batch is not None else []
-    symbols += [("L", str(seq_len)), ("H_in", str(input_size)), ("D", str(d)),
-                ("num_layers", str(num_layers)), ("H_out", str(h_out))]
+    symbols += [
+        ("L", str(seq_len)),
+        ("H_in", str(input_size)),
+        ("D", str(d)),
+        ("num_layers", str(num_layers)),
+        ("H_out", str(h_out)),
+    ]
     if h_cell is not None:
         symbols.append(("H_cell", str(h_cell)))
     return tuple(symbols)

@@ -1,0 +1,564 @@
+"""The command line: options in, one core call, one render out. No math here."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from . import __version__
+from .layers.common import (
+    LayerResult,
+    ShapeError,
+    parse_int_or_tuple,
+    parse_ints,
+    parse_shape,
+)
+from .layers.conv import PaddingMode, conv
+from .layers.rnn import Mode, Nonlinearity, rnn, rnn_cell
+from .render import Format
+
+EXIT_CODES = """Exit codes: 0 success; 1 a check failed (a --verify mismatch or an
+--expect that does not hold); 2 invalid input or configuration (torch would
+reject it); 3 verification could not run (torch missing, device unavailable)."""
+
+app = typer.Typer(
+    help="Tensor shapes of PyTorch layers, computed before the code is written.\n\n"
+    + EXIT_CODES,
+    no_args_is_help=True,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+LAYER, INPUT, OUTPUT, CHECK = "Layer", "Input", "Output", "Checks"
+DEVICES = ["cpu", "cuda", "meta"]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"shapecalc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Tensor shapes of PyTorch layers."""
+
+
+# Options shared by every layer command.
+FormatOpt = Annotated[
+    Format | None,
+    typer.Option(
+        "--format",
+        "-f",
+        rich_help_panel=OUTPUT,
+        case_sensitive=False,
+        help="table for people; json (one object), plain (name<TAB>shape lines) or "
+        "shape (the output shape alone) for scripts. Default: table on a terminal, "
+        "plain when stdout is piped.",
+        show_default=False,
+    ),
+]
+ExpectOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--expect",
+        metavar="NAME=SHAPE",
+        rich_help_panel=CHECK,
+        show_default=False,
+        help="Exit 1 unless tensor NAME has SHAPE (e.g. output=8,16,112,112; * or -1 "
+        "matches any size). Repeatable.",
+    ),
+]
+VerifyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--verify/--no-verify",
+        rich_help_panel=CHECK,
+        help="Build the real torch module, run one forward pass and compare every "
+        "shape (needs torch).",
+    ),
+]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        rich_help_panel=CHECK,
+        autocompletion=lambda: DEVICES,
+        help="Where --verify runs: cpu, cuda, cuda:N, or meta (shapes only, "
+        "no memory).",
+    ),
+]
+MaxMemoryOpt = Annotated[
+    str,
+    typer.Option(
+        "--max-memory",
+        rich_help_panel=CHECK,
+        help="Refuse to --verify on cpu/cuda when the tensors need more than this "
+        "(e.g. 2GiB, 512MiB, 1000000).",
+    ),
+]
+
+
+@app.command("rnn")
+def rnn_command(
+    ctx: typer.Context,
+    input_size: Annotated[
+        int,
+        typer.Option(
+            help="H_in: features of each input step.",
+            rich_help_panel=LAYER,
+            show_default=False,
+        ),
+    ],
+    hidden_size: Annotated[
+        int,
+        typer.Option(
+            help="H: features of the hidden state.",
+            rich_help_panel=LAYER,
+            show_default=False,
+        ),
+    ],
+    mode: Annotated[
+        Mode,
+        typer.Option(
+            help="rnn (nn.RNN), lstm (nn.LSTM) or gru (nn.GRU).",
+            rich_help_panel=LAYER,
+            case_sensitive=False,
+        ),
+    ] = Mode.rnn,
+    cell: Annotated[
+        bool,
+        typer.Option(
+            "--cell/--no-cell",
+            rich_help_panel=LAYER,
+            help="One step of nn.RNNCell, nn.LSTMCell or nn.GRUCell instead.",
+        ),
+    ] = False,
+    num_layers: Annotated[
+        int, typer.Option(help="Stacked recurrent layers.", rich_help_panel=LAYER)
+    ] = 1,
+    nonlinearity: Annotated[
+        Nonlinearity,
+        typer.Option(
+            help="Activation of nn.RNN / nn.RNNCell.",
+            rich_help_panel=LAYER,
+            case_sensitive=False,
+        ),
+    ] = Nonlinearity.tanh,
+    bias: Annotated[
+        bool,
+        typer.Option(
+            "--bias/--no-bias", help="Learn bias_ih and bias_hh.", rich_help_panel=LAYER
+        ),
+    ] = True,
+    batch_first: Annotated[
+        bool,
+        typer.Option(
+            "--batch-first/--no-batch-first",
+            rich_help_panel=LAYER,
+            help="Input and output are (N, L, H); never applies to h_0/c_0.",
+        ),
+    ] = False,
+    dropout: Annotated[
+        float,
+        typer.Option(
+            help="Dropout between stacked layers, in [0, 1].", rich_help_panel=LAYER
+        ),
+    ] = 0.0,
+    bidirectional: Annotated[
+        bool,
+        typer.Option(
+            "--bidirectional/--no-bidirectional",
+            rich_help_panel=LAYER,
+            help="Run both directions: D = 2.",
+        ),
+    ] = False,
+    proj_size: Annotated[
+        int,
+        typer.Option(
+            help="LSTM only: project h to this size (0 = off); c keeps hidden_size.",
+            rich_help_panel=LAYER,
+        ),
+    ] = 0,
+    input_shape: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel=INPUT,
+            show_default=False,
+            metavar="SHAPE",
+            help="The input tensor, e.g. 12,64,10 or 12x64x10, read as torch reads it "
+            "(batch_first and unbatched inputs included).",
+        ),
+    ] = None,
+    seq_len: Annotated[
+        int | None,
+        typer.Option(
+            rich_help_panel=INPUT,
+            show_default=False,
+            help="L, instead of --input-shape (not for --cell).",
+        ),
+    ] = None,
+    batch: Annotated[
+        int | None,
+        typer.Option(
+            rich_help_panel=INPUT,
+            show_default=False,
+            help="N, with --seq-len (or alone for --cell); omit for an unbatched "
+            "input.",
+        ),
+    ] = None,
+    hx_shape: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel=INPUT,
+            show_default=False,
+            metavar="SHAPE",
+            help="The h_0 (cells: hx) you intend to pass; a wrong one is rejected with "
+            "the shape torch expects.",
+        ),
+    ] = None,
+    cx_shape: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel=INPUT,
+            show_default=False,
+            metavar="SHAPE",
+            help="The c_0 (cells: cx) you intend to pass; LSTM only.",
+        ),
+    ] = None,
+    fmt: FormatOpt = None,
+    expect: ExpectOpt = None,
+    verify: VerifyOpt = False,
+    device: DeviceOpt = "cpu",
+    max_memory: MaxMemoryOpt = "2GiB",
+) -> None:
+    """Shapes of nn.RNN, nn.LSTM, nn.GRU and their cells: input, h_0, c_0, output,
+    h_n, c_n, with parameter counts."""
+
+    def compute() -> LayerResult:
+        x = _rnn_input(cell, input_size, batch_first, input_shape, seq_len, batch)
+        hx = parse_shape(hx_shape, "hx_shape") if hx_shape else None
+        cx = parse_shape(cx_shape, "cx_shape") if cx_shape else None
+        if cell:
+            _reject_set(
+                ctx,
+                "for --cell",
+                "num_layers",
+                "batch_first",
+                "dropout",
+                "bidirectional",
+                "proj_size",
+            )
+            return rnn_cell(
+                x, input_size, hidden_size, mode, nonlinearity, bias, hx, cx
+            )
+        if mode is not Mode.rnn:
+            _reject_set(ctx, f"for --mode {mode.value}", "nonlinearity")
+        return rnn(
+            x,
+            input_size,
+            hidden_size,
+            mode,
+            num_layers,
+            nonlinearity,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            hx,
+            cx,
+        )
+
+    _run(compute, fmt, expect, verify, device, max_memory)
+
+
+@app.command("conv")
+def conv_command(
+    ctx: typer.Context,
+    in_channels: Annotated[
+        int,
+        typer.Option(
+            help="C_in: channels of the input.",
+            rich_help_panel=LAYER,
+            show_default=False,
+        ),
+    ],
+    out_channels: Annotated[
+        int,
+        typer.Option(
+            help="C_out: channels of the output.",
+            rich_help_panel=LAYER,
+            show_default=False,
+        ),
+    ],
+    kernel_size: Annotated[
+        str,
+        typer.Option(
+            help="An int for every dim, or one per dim (3,5).",
+            rich_help_panel=LAYER,
+            show_default=False,
+            metavar="INT|TUPLE",
+        ),
+    ],
+    input_shape: Annotated[
+        str,
+        typer.Option(
+            rich_help_panel=INPUT,
+            show_default=False,
+            metavar="SHAPE",
+            help="(N, C_in, *spatial) or unbatched (C_in, *spatial), e.g. 8,3,224,224.",
+        ),
+    ],
+    dims: Annotated[
+        int | None,
+        typer.Option(
+            rich_help_panel=LAYER,
+            show_default=False,
+            min=1,
+            max=3,
+            help="Spatial dims: 1, 2 or 3 (Conv1d/2d/3d). Default: inferred from "
+            "tuple-valued options or the input shape.",
+        ),
+    ] = None,
+    transposed: Annotated[
+        bool,
+        typer.Option(
+            "--transposed/--no-transposed",
+            rich_help_panel=LAYER,
+            help="nn.ConvTranspose1d/2d/3d instead of nn.Conv1d/2d/3d.",
+        ),
+    ] = False,
+    stride: Annotated[
+        str,
+        typer.Option(
+            help="An int or one per dim.", rich_help_panel=LAYER, metavar="INT|TUPLE"
+        ),
+    ] = "1",
+    padding: Annotated[
+        str,
+        typer.Option(
+            help="An int, one per dim, 'same' or 'valid'.",
+            rich_help_panel=LAYER,
+            metavar="INT|TUPLE|same|valid",
+        ),
+    ] = "0",
+    dilation: Annotated[
+        str,
+        typer.Option(
+            help="Spacing between kernel taps: an int or one per dim.",
+            rich_help_panel=LAYER,
+            metavar="INT|TUPLE",
+        ),
+    ] = "1",
+    groups: Annotated[
+        int,
+        typer.Option(
+            help="Blocked connections; divides in_channels and out_channels.",
+            rich_help_panel=LAYER,
+        ),
+    ] = 1,
+    bias: Annotated[
+        bool,
+        typer.Option(
+            "--bias/--no-bias", help="Learn a bias of C_out.", rich_help_panel=LAYER
+        ),
+    ] = True,
+    padding_mode: Annotated[
+        PaddingMode,
+        typer.Option(
+            help="How padding is filled (transposed convs take zeros only).",
+            rich_help_panel=LAYER,
+            case_sensitive=False,
+        ),
+    ] = PaddingMode.zeros,
+    output_padding: Annotated[
+        str,
+        typer.Option(
+            help="Transposed only: extra size on one side of the output.",
+            rich_help_panel=LAYER,
+            metavar="INT|TUPLE",
+        ),
+    ] = "0",
+    output_size: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel=INPUT,
+            show_default=False,
+            metavar="SHAPE",
+            help="Transposed only: the output_size argument of forward (spatial sizes, "
+            "or with N and C).",
+        ),
+    ] = None,
+    fmt: FormatOpt = None,
+    expect: ExpectOpt = None,
+    verify: VerifyOpt = False,
+    device: DeviceOpt = "cpu",
+    max_memory: MaxMemoryOpt = "2GiB",
+) -> None:
+    """Shapes of nn.Conv1d/2d/3d and nn.ConvTranspose1d/2d/3d: input, weight,
+    bias and output, with the formula of each output dim."""
+
+    def compute() -> LayerResult:
+        if not transposed:
+            _reject_set(ctx, "without --transposed", "output_padding", "output_size")
+        pad = (
+            padding
+            if padding in ("same", "valid")
+            else parse_int_or_tuple(padding, "padding")
+        )
+        return conv(
+            parse_shape(input_shape, "input_shape"),
+            in_channels,
+            out_channels,
+            parse_int_or_tuple(kernel_size, "kernel_size"),
+            parse_int_or_tuple(stride, "stride"),
+            pad,
+            parse_int_or_tuple(dilation, "dilation"),
+            groups,
+            bias,
+            padding_mode,
+            transposed,
+            parse_int_or_tuple(output_padding, "output_padding"),
+            parse_shape(output_size, "output_size") if output_size else None,
+            dims,
+        )
+
+    _run(compute, fmt, expect, verify, device, max_memory)
+
+
+def _rnn_input(cell, input_size, batch_first, input_shape, seq_len, batch):
+    """The input shape, given whole or as --seq-len and --batch."""
+    if input_shape is not None:
+        if seq_len is not None or batch is not None:
+            raise ShapeError(
+                "input_shape", "give --input-shape or --seq-len/--batch, not both"
+            )
+        return parse_shape(input_shape, "input_shape")
+    if cell:
+        if seq_len is not None:
+            raise ShapeError(
+                "seq_len",
+                "a cell takes one step: use --batch (or "
+                "nothing, for an unbatched input), not --seq-len",
+            )
+        return ((batch,) if batch is not None else ()) + (input_size,)
+    if seq_len is None:
+        raise ShapeError(
+            "input_shape",
+            "give --input-shape, or --seq-len (and --batch for a batched input)",
+        )
+    if batch is None:
+        return (seq_len, input_size)
+    return (batch, seq_len, input_size) if batch_first else (seq_len, batch, input_size)
+
+
+def _reject_set(ctx: typer.Context, why: str, *names: str) -> None:
+    """Options torch's class does not take, when given on the command line."""
+    for name in names:
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name == "COMMANDLINE":
+            flag = "--" + name.replace("_", "-")
+            raise ShapeError(name, f"{flag} does not apply {why}")
+
+
+def _run(compute, fmt, expect, verify, device, max_memory) -> None:
+    """Compute, check, render, and exit with the documented code."""
+    from . import render
+
+    fmt = fmt or render.default_format()
+    try:
+        result = compute()
+        expectations = _parse_expect(expect or [], result)
+        verified = _verify(result, device, max_memory) if verify else None
+    except ShapeError as exc:
+        render.error(exc, fmt)
+        raise typer.Exit(2) from None
+    except _unavailable() as exc:
+        render.error(exc, fmt)
+        raise typer.Exit(3) from None
+    for message in result.warnings:
+        render.warn(message)
+    render.show(result, fmt, verified)
+    failures = _check_expect(expectations, result)
+    for line in failures:
+        print(f"shapecalc: expectation failed: {line}", file=sys.stderr)
+    if verified is not None and not verified.ok:
+        print(
+            "shapecalc: verification failed: "
+            + (verified.error or "torch returned other shapes"),
+            file=sys.stderr,
+        )
+    if failures or (verified is not None and not verified.ok):
+        raise typer.Exit(1)
+
+
+def _unavailable():
+    from .verify import VerifyUnavailable
+
+    return VerifyUnavailable
+
+
+def _verify(result, device, max_memory):
+    from .verify import parse_size, verify
+
+    return verify(result, device, parse_size(max_memory))
+
+
+def _parse_expect(items: list[str], result: LayerResult):
+    known = list(dict.fromkeys([*result.shapes, *(n for n, _ in result.weights)]))
+    expectations = []
+    for item in items:
+        name, sep, shape = item.partition("=")
+        name = name.strip()
+        if not sep:
+            raise ShapeError("expect", f"expect must be NAME=SHAPE, got {item!r}")
+        if name not in known:
+            raise ShapeError(
+                "expect",
+                f"expect must name a tensor of {result.layer} "
+                f"({', '.join(known[:8])}{', ...' if len(known) > 8 else ''}"
+                f"), got {name!r}",
+            )
+        expectations.append((name, parse_ints(shape, "expect", wildcard=True)))
+    return expectations
+
+
+def _check_expect(expectations, result: LayerResult) -> list[str]:
+    shapes = result.shapes | dict(result.weights)
+    failures = []
+    for name, want in expectations:
+        got = shapes[name]
+        if len(got) != len(want) or any(
+            w is not None and w != g for w, g in zip(want, got)
+        ):
+            shown = "(" + ", ".join("*" if w is None else str(w) for w in want) + ")"
+            failures.append(
+                f"{name} expected {shown}, computed ({', '.join(map(str, got))})"
+            )
+    return failures
+
+
+def run() -> None:
+    """Console entry point: usage errors become one line on stderr, exit 2."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        message = exc.format_message() if hasattr(exc, "format_message") else exc
+        print(f"shapecalc: error: {message}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        sys.exit(130)
+    sys.exit(code or 0)

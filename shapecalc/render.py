@@ -1,0 +1,236 @@
+"""Every output format, behind one switch: :func:`show`.
+
+The only module that imports rich, and only for the table format, so that the
+machine formats start as fast as Python does.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+import sys
+from math import prod
+from typing import Any
+
+from .layers.common import LayerResult, ShapeError, fmt_shape
+
+
+class Format(str, enum.Enum):
+    table = "table"
+    json = "json"
+    plain = "plain"
+    shape = "shape"
+
+
+def default_format() -> Format:
+    """A table on a terminal; tab-separated lines when piped, as scripts expect."""
+    return Format.table if sys.stdout.isatty() else Format.plain
+
+
+def csv_shape(shape) -> str:
+    return ",".join(str(n) for n in shape)
+
+
+def show(result: LayerResult, fmt: Format, verified=None, extra: dict | None = None):
+    """Print one result in the chosen format on stdout."""
+    if fmt is Format.json:
+        print(dumps(as_json(result, verified) | (extra or {})))
+    elif fmt is Format.plain:
+        for t in result.tensors:
+            print(f"{t.name}\t{csv_shape(t.shape)}")
+    elif fmt is Format.shape:
+        print(csv_shape(result.shapes[output_name(result)]))
+    else:
+        _table(result, verified, extra)
+
+
+def dumps(data) -> str:
+    """Indented JSON with each list of numbers kept on one line."""
+    text = json.dumps(data, indent=2)
+    return re.sub(
+        r"\[\s*([-\d.,\s]*?)\s*\]",
+        lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]",
+        text,
+    )
+
+
+def output_name(result: LayerResult) -> str:
+    return next(t.name for t in result.tensors if t.role == "output")
+
+
+def as_json(result: LayerResult, verified=None) -> dict[str, Any]:
+    return {
+        "layer": result.layer,
+        "params": {
+            k: list(v) if isinstance(v, tuple) else v for k, v in result.params.items()
+        },
+        "shapes": {t.name: list(t.shape) for t in result.tensors},
+        "formulas": {t.name: t.formula for t in result.tensors},
+        "symbols": dict(result.symbols),
+        "parameters": result.parameters,
+        "weights": {name: list(shape) for name, shape in result.weights},
+        "warnings": list(result.warnings),
+        "verified": None
+        if verified is None
+        else {
+            "device": verified.device,
+            "ok": verified.ok,
+            "shapes": {k: list(v) for k, v in verified.shapes.items()},
+            "parameters": verified.parameters,
+            "error": verified.error,
+            "note": verified.note,
+        },
+    }
+
+
+def error(exc: Exception, fmt: Format | None) -> None:
+    """One line on stderr; under --format json also a JSON object on stdout."""
+    print(f"shapecalc: error: {exc}", file=sys.stderr)
+    if fmt is Format.json:
+        param = exc.param if isinstance(exc, ShapeError) else None
+        print(json.dumps({"error": str(exc), "param": param}))
+
+
+def warn(message: str) -> None:
+    print(f"shapecalc: warning: {message}", file=sys.stderr)
+
+
+def _table(result: LayerResult, verified, extra) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    table = Table(title=call_repr(result), title_justify="left", title_style="bold")
+    for column in ("tensor", "shape", "formula", "elements"):
+        table.add_column(
+            column,
+            justify="right" if column == "elements" else "left",
+            no_wrap=column in ("tensor", "elements"),
+        )
+    if verified is not None:
+        table.add_column("torch")
+    for t in result.tensors:
+        row = [t.name, fmt_shape(t.shape), t.formula, f"{t.numel:,}"]
+        if verified is not None:
+            row.append(_mark(verified.shapes.get(t.name), t.shape))
+        table.add_row(*row)
+    console.print(table)
+    console.print(
+        "where " + ", ".join(f"{k} = {v}" for k, v in result.symbols if "(" not in v)
+    )
+    for name, line in result.symbols:
+        if "(" in line:
+            console.print(f"  {name} = {line}")
+    in_rows = {t.name for t in result.tensors}
+    if all(name in in_rows for name, _ in result.weights):
+        console.print(
+            f"parameters: {result.parameters:,}" + _param_mark(result, verified)
+        )
+    else:
+        console.print(_weights_table(result, verified))
+    if verified is not None:
+        console.print(_verdict(verified))
+    for line in (extra or {}).get("lines", []):
+        console.print(line)
+
+
+def _verdict(verified) -> str:
+    if verified.error:
+        text = f"verified on {verified.device}: {verified.error}"
+    else:
+        text = f"verified on {verified.device}: " + (
+            "every shape agrees with torch" if verified.ok else "torch disagrees (✗)"
+        )
+    return text + (f"\nnote: {verified.note}" if verified.note else "")
+
+
+def _weights_table(result: LayerResult, verified):
+    """One row per layer and direction, one column per kind of weight."""
+    from rich.table import Table
+
+    groups: dict[str, dict[str, tuple[int, ...]]] = {}
+    for name, shape in result.weights:
+        match = re.fullmatch(r"(.+?)_l(\d+)(_reverse)?", name)
+        base, row = (
+            (match.group(1), match.group(2) + (" reverse" if match.group(3) else ""))
+            if match
+            else (name, "")
+        )
+        groups.setdefault(row, {})[base] = shape
+    bases = list(dict.fromkeys(b for row in groups.values() for b in row))
+    table = Table(
+        title=f"parameters: {result.parameters:,}",
+        title_justify="left",
+        title_style="bold",
+    )
+    if any(groups):
+        table.add_column("layer", no_wrap=True)
+    for column in bases + ["count"]:
+        table.add_column(column, justify="right" if column == "count" else "left")
+    for row, shapes in groups.items():
+        cells = [fmt_shape(shapes[b]) if b in shapes else "-" for b in bases]
+        count = f"{sum(prod(s) for s in shapes.values()):,}"
+        table.add_row(*([row] if row else []), *cells, count)
+    table.caption = _param_mark(result, verified).strip(", ") or None
+    return table
+
+
+def _param_mark(result: LayerResult, verified) -> str:
+    if verified is None or verified.parameters is None:
+        return ""
+    ok = verified.parameters == result.parameters
+    return f", torch: {verified.parameters:,} {'✓' if ok else '✗'}"
+
+
+def _mark(got, want) -> str:
+    """A tick when torch agrees; torch's own shape when it does not."""
+    if got is None:
+        return "-"
+    return "✓" if tuple(got) == tuple(want) else f"✗ {fmt_shape(got)}"
+
+
+def call_repr(result: LayerResult) -> str:
+    """The layer as torch would print it, e.g. ``LSTM(10, 5, num_layers=2)``."""
+    params = dict(result.params)
+    positional = [
+        params.pop(k)
+        for k in (
+            "input_size",
+            "hidden_size",
+            "in_channels",
+            "out_channels",
+            "kernel_size",
+        )
+        if k in params
+    ]
+    args = [_py(v) for v in positional] + [
+        f"{k}={_py(v)}" for k, v in params.items() if not _is_default(k, v)
+    ]
+    return f"{result.layer}({', '.join(args)})"
+
+
+_DEFAULTS = {
+    "num_layers": 1,
+    "nonlinearity": "tanh",
+    "bias": True,
+    "batch_first": False,
+    "dropout": 0.0,
+    "bidirectional": False,
+    "proj_size": 0,
+    "groups": 1,
+    "padding_mode": "zeros",
+    "stride": 1,
+    "padding": 0,
+    "dilation": 1,
+    "output_padding": 0,
+}
+
+
+def _is_default(name: str, value) -> bool:
+    values = value if isinstance(value, tuple) else (value,)
+    return name in _DEFAULTS and all(v == _DEFAULTS[name] for v in values)
+
+
+def _py(value) -> str:
+    return repr(value) if isinstance(value, str) else str(value)

@@ -1,0 +1,407 @@
+"""The command line: exit codes, output formats, errors, --expect, --verify."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from shapecalc.cli import app
+from tests.conftest import TORCH, needs_cuda, needs_torch
+
+runner = CliRunner()
+CONV = [
+    "conv",
+    "--in-channels",
+    "3",
+    "--out-channels",
+    "16",
+    "--kernel-size",
+    "3",
+    "--stride",
+    "2",
+    "--padding",
+    "1",
+    "--input-shape",
+    "8,3,224,224",
+]
+LSTM = [
+    "rnn",
+    "--mode",
+    "lstm",
+    "--input-size",
+    "10",
+    "--hidden-size",
+    "20",
+    "--proj-size",
+    "5",
+    "--num-layers",
+    "2",
+    "--seq-len",
+    "7",
+    "--batch",
+    "3",
+]
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_plain_format_lists_every_tensor():
+    result = invoke(*LSTM, "--format", "plain")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [
+        "input\t7,3,10",
+        "h_0\t2,3,5",
+        "c_0\t2,3,20",
+        "output\t7,3,5",
+        "h_n\t2,3,5",
+        "c_n\t2,3,20",
+    ]
+
+
+def test_shape_format_prints_the_output_alone():
+    result = invoke(*CONV, "--format", "shape")
+    assert (result.exit_code, result.stdout) == (0, "8,16,112,112\n")
+
+
+def test_piped_output_defaults_to_plain():
+    # CliRunner's stdout is not a terminal, as in a shell pipeline
+    assert invoke(*CONV).stdout == invoke(*CONV, "--format", "plain").stdout
+
+
+def test_json_has_the_documented_keys():
+    result = invoke(*LSTM, "--format", "json")
+    data = json.loads(result.stdout)
+    assert data["layer"] == "LSTM"
+    assert data["params"] == {
+        "input_size": 10,
+        "hidden_size": 20,
+        "num_layers": 2,
+        "bias": True,
+        "batch_first": False,
+        "dropout": 0.0,
+        "bidirectional": False,
+        "proj_size": 5,
+    }
+    assert data["shapes"]["c_n"] == [2, 3, 20]
+    assert data["parameters"] == 4 * 20 * (10 + 5) + 4 * 20 * (5 + 5) + 2 * (
+        2 * 80 + 5 * 20
+    )
+    assert data["verified"] is None
+
+
+def test_table_shows_shapes_formulas_and_parameters():
+    result = invoke(*CONV, "--format", "table")
+    assert result.exit_code == 0
+    out = result.stdout
+    assert "Conv2d(3, 16, (3, 3), stride=(2, 2), padding=(1, 1))" in out
+    assert "(8, 16, 112, 112)" in out and "(N, C_out, H_out, W_out)" in out
+    assert "H_out = floor((224 + 1+1 - 1*(3-1) - 1)/2 + 1) = 112" in out
+    assert "parameters: 448" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            [
+                "rnn",
+                "--input-size",
+                "10",
+                "--hidden-size",
+                "5",
+                "--input-shape",
+                "12,64,9",
+            ],
+            "input must be of size input_size=10 in its last dim, got (12, 64, 9)",
+        ),
+        (
+            [
+                "rnn",
+                "--input-size",
+                "10",
+                "--hidden-size",
+                "5",
+                "--seq-len",
+                "3",
+                "--batch",
+                "2",
+                "--hx-shape",
+                "1,5",
+            ],
+            "h_0 must be (1, 2, 5) for this batched input, got (1, 5)",
+        ),
+        (
+            [
+                "rnn",
+                "--input-size",
+                "10",
+                "--hidden-size",
+                "5",
+                "--cell",
+                "--num-layers",
+                "2",
+                "--batch",
+                "2",
+            ],
+            "--num-layers does not apply for --cell",
+        ),
+        (
+            [
+                "rnn",
+                "--mode",
+                "gru",
+                "--input-size",
+                "10",
+                "--hidden-size",
+                "5",
+                "--nonlinearity",
+                "relu",
+                "--seq-len",
+                "3",
+            ],
+            "--nonlinearity does not apply for --mode gru",
+        ),
+        (
+            ["rnn", "--input-size", "10", "--hidden-size", "5"],
+            "give --input-shape, or --seq-len (and --batch for a batched input)",
+        ),
+        (
+            [
+                "conv",
+                "--in-channels",
+                "3",
+                "--out-channels",
+                "16",
+                "--kernel-size",
+                "3",
+                "--padding",
+                "same",
+                "--stride",
+                "2",
+                "--input-shape",
+                "1,3,8,8",
+            ],
+            "stride must be 1 in every dim when padding='same', got (2, 2)",
+        ),
+        (
+            [
+                "conv",
+                "--in-channels",
+                "3",
+                "--out-channels",
+                "16",
+                "--kernel-size",
+                "3",
+                "--output-padding",
+                "1",
+                "--input-shape",
+                "1,3,8,8",
+            ],
+            "--output-padding does not apply without --transposed",
+        ),
+        (
+            [
+                "conv",
+                "--in-channels",
+                "3",
+                "--out-channels",
+                "16",
+                "--kernel-size",
+                "3",
+                "--input-shape",
+                "3,3,8",
+            ],
+            "dims is ambiguous for input (3, 3, 8) with in_channels=3: it could be 1-D "
+            "or 2-D; give --dims",
+        ),
+        (
+            [
+                "conv",
+                "--in-channels",
+                "3",
+                "--out-channels",
+                "16",
+                "--kernel-size",
+                "3x",
+                "--input-shape",
+                "1,3,8,8",
+            ],
+            "kernel_size must be integers separated by ',' or 'x', got '3x'",
+        ),
+    ],
+)
+def test_invalid_configuration_is_one_line_and_exit_2(args, message):
+    result = invoke(*args)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == f"shapecalc: error: {message}\n"
+
+
+def test_invalid_configuration_in_json_prints_an_error_object():
+    result = invoke(*CONV[:-1], "8,4,224,224", "--dims", "2", "--format", "json")
+    assert result.exit_code == 2
+    assert json.loads(result.stdout) == {
+        "error": "input must be of 3 channels (in_channels) in dim 1, got "
+        "(8, 4, 224, 224)",
+        "param": "input",
+    }
+
+
+def test_dropout_with_one_layer_warns_and_answers():
+    result = invoke(
+        "rnn",
+        "--input-size",
+        "4",
+        "--hidden-size",
+        "3",
+        "--dropout",
+        "0.5",
+        "--seq-len",
+        "2",
+        "--format",
+        "shape",
+    )
+    assert (result.exit_code, result.stdout) == (0, "2,3\n")
+    assert result.stderr.startswith("shapecalc: warning: dropout option adds dropout")
+
+
+@pytest.mark.parametrize(
+    "expect, code, stderr",
+    [
+        (["output=8,16,112,112"], 0, ""),
+        (["output=8,*,112,-1", "weight=16,3,3,3"], 0, ""),
+        (
+            ["output=8,16,112,111"],
+            1,
+            "shapecalc: expectation failed: output expected (8, 16, 112, 111), "
+            "computed (8, 16, 112, 112)\n",
+        ),
+        (
+            ["output=8,16,112"],
+            1,
+            "shapecalc: expectation failed: output expected (8, 16, 112), computed "
+            "(8, 16, 112, 112)\n",
+        ),
+        (
+            ["h_n=1,2,3"],
+            2,
+            "shapecalc: error: expect must name a tensor of Conv2d (input, weight, "
+            "bias, output), got 'h_n'\n",
+        ),
+        (["output"], 2, "shapecalc: error: expect must be NAME=SHAPE, got 'output'\n"),
+    ],
+)
+def test_expect(expect, code, stderr):
+    args = [a for e in expect for a in ("--expect", e)]
+    result = invoke(*CONV, "--format", "shape", *args)
+    assert (result.exit_code, result.stderr) == (code, stderr)
+
+
+def test_max_memory_refuses_a_big_cpu_verification():
+    result = invoke(*CONV, "--verify", "--max-memory", "1MiB")
+    assert result.exit_code == 2
+    assert "use --device meta to verify any size without allocating" in result.stderr
+
+
+def test_verify_without_torch_exits_3(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now fails
+    result = invoke(*CONV, "--verify", "--format", "json")
+    assert result.exit_code == 3
+    assert result.stderr == (
+        "shapecalc: error: torch is not installed; install it "
+        "with: pip install 'shapecalc[torch]'\n"
+    )
+
+
+@needs_torch
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_verify_agrees_in_json(device):
+    result = invoke(*LSTM, "--verify", "--device", device, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    verified = json.loads(result.stdout)["verified"]
+    assert verified["ok"] is True and verified["device"] == device
+    assert verified["shapes"]["c_n"] == [2, 3, 20]
+    assert (verified["note"] is None) == (device == "cpu")
+
+
+@needs_torch
+def test_verify_reports_a_mismatch_with_exit_1(monkeypatch):
+    from shapecalc.layers import conv as conv_module
+
+    real = conv_module._forward
+
+    def off_by_one(*args):
+        outs, lines = real(*args)
+        return tuple(o + 1 for o in outs), lines
+
+    monkeypatch.setattr(conv_module, "_forward", off_by_one)
+    result = runner.invoke(
+        app, [*CONV, "--verify", "--format", "table"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 1
+    assert "✗ (8, 16, 112, 112)" in result.stdout
+    assert "verification failed: torch returned other shapes" in result.stderr
+
+
+@pytest.mark.skipif(
+    TORCH is not None and TORCH.cuda.is_available(), reason="a CUDA GPU is present"
+)
+@needs_torch
+def test_verify_on_missing_cuda_exits_3():
+    result = invoke(*CONV, "--verify", "--device", "cuda")
+    assert result.exit_code == 3
+    assert result.stderr == (
+        "shapecalc: error: device cuda is unavailable: torch sees no CUDA GPU here\n"
+    )
+
+
+@needs_cuda
+@pytest.mark.parametrize("args", [CONV, LSTM])
+def test_verify_on_cuda(args):
+    result = invoke(*args, "--verify", "--device", "cuda:0", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["verified"]["ok"] is True
+
+
+def test_usage_errors_are_one_line_in_a_real_process():
+    proc = subprocess.run(
+        [sys.executable, "-m", "shapecalc", *CONV, "--padding-mode", "mirror"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == (
+        "shapecalc: error: Invalid value for '--padding-mode': 'mirror' is not one "
+        "of 'zeros', 'reflect', 'replicate', 'circular'.\n"
+    )
+
+
+def test_version():
+    from shapecalc import __version__
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "shapecalc", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (proc.returncode, proc.stdout) == (0, f"shapecalc {__version__}\n")
+
+
+@pytest.mark.parametrize("command", ["rnn", "conv"])
+def test_help_documents_every_option_and_the_exit_codes(command):
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    params = next(c for c in app.registered_commands if c.name == command)
+    import inspect
+
+    for name in inspect.signature(params.callback).parameters:
+        if name != "ctx":
+            flag = "--" + ("format" if name == "fmt" else name.replace("_", "-"))
+            assert flag in result.stdout, flag
+    top = runner.invoke(app, ["--help"], env={"COLUMNS": "200"}).stdout
+    assert "2 invalid input or configuration" in top

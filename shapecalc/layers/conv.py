@@ -335,8 +335,9 @@ def _forward(spatial, kernel_size, stride, padding, dilation, mode):
                 "kernel_size",
                 (
                     "kernel_size must fit the padded input, got "
-                    f"dilation*(kernel_size-1)+1 = {d}*({k}-1)+1 = {span} > input {x} + padding {left + right}"
-                    f" = {x + left + right} in spatial dim {i}"
+                    f"dilation*(kernel_size-1)+1 = {d}*({k}-1)+1 = {span} > input "
+                    f"{x} + padding {left + right} = {x + left + right} in spatial "
+                    f"dim {i}"
                 ),
             )
         out = (x + left + right - span) // s + 1

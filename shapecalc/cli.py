@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from . import __version__
+from .expect import Pattern
+from .expect import check as check_expect
 from .layers.common import (
     LayerResult,
     ShapeError,
@@ -481,7 +483,7 @@ def _run(compute, fmt, expect, verify, device, max_memory) -> None:
     fmt = fmt or render.default_format()
     try:
         result = compute()
-        expectations = _parse_expect(expect or [], result)
+        failures = check_expect(_parse_expect(expect or []), result)
         verified = _verify(result, device, max_memory) if verify else None
     except ShapeError as exc:
         render.error(exc, fmt)
@@ -492,7 +494,6 @@ def _run(compute, fmt, expect, verify, device, max_memory) -> None:
     for message in result.warnings:
         render.warn(message)
     render.show(result, fmt, verified)
-    failures = _check_expect(expectations, result)
     for line in failures:
         print(f"shapecalc: expectation failed: {line}", file=sys.stderr)
     if verified is not None and not verified.ok:
@@ -517,38 +518,14 @@ def _verify(result, device, max_memory):
     return verify(result, device, parse_size(max_memory))
 
 
-def _parse_expect(items: list[str], result: LayerResult):
-    known = list(dict.fromkeys([*result.shapes, *(n for n, _ in result.weights)]))
-    expectations = []
+def _parse_expect(items: list[str]) -> dict[str, Pattern]:
+    expectations = {}
     for item in items:
         name, sep, shape = item.partition("=")
-        name = name.strip()
         if not sep:
             raise ShapeError("expect", f"expect must be NAME=SHAPE, got {item!r}")
-        if name not in known:
-            raise ShapeError(
-                "expect",
-                f"expect must name a tensor of {result.layer} "
-                f"({', '.join(known[:8])}{', ...' if len(known) > 8 else ''}"
-                f"), got {name!r}",
-            )
-        expectations.append((name, parse_ints(shape, "expect", wildcard=True)))
+        expectations[name.strip()] = parse_ints(shape, "expect", wildcard=True)
     return expectations
-
-
-def _check_expect(expectations, result: LayerResult) -> list[str]:
-    shapes = result.shapes | dict(result.weights)
-    failures = []
-    for name, want in expectations:
-        got = shapes[name]
-        if len(got) != len(want) or any(
-            w is not None and w != g for w, g in zip(want, got)
-        ):
-            shown = "(" + ", ".join("*" if w is None else str(w) for w in want) + ")"
-            failures.append(
-                f"{name} expected {shown}, computed ({', '.join(map(str, got))})"
-            )
-    return failures
 
 
 def run() -> None:
@@ -562,3 +539,70 @@ def run() -> None:
     except typer.Abort:
         sys.exit(130)
     sys.exit(code or 0)
+
+
+@app.command("check")
+def check_command(
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="FILE...",
+            show_default=False,
+            help="Spec files, TOML or JSON; - reads one from stdin.",
+        ),
+    ],
+    fmt: FormatOpt = None,
+    verify: VerifyOpt = False,
+    device: DeviceOpt = "cpu",
+    max_memory: MaxMemoryOpt = "2GiB",
+    junit_xml: Annotated[
+        str | None,
+        typer.Option(
+            "--junit-xml",
+            metavar="PATH",
+            rich_help_panel=OUTPUT,
+            show_default=False,
+            help="Also write a JUnit XML report there, for CI systems.",
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet/--no-quiet",
+            "-q",
+            rich_help_panel=OUTPUT,
+            help="Table format: list only entries that did not pass.",
+        ),
+    ] = False,
+) -> None:
+    """Check every layer of spec files: exit 0 when all pass, 1 when an expectation
+    or verification fails, 2 when a file or entry is invalid (the others still run
+    and are reported), 3 when verification cannot run."""
+    from . import render, specs
+
+    fmt = fmt or render.default_format()
+    try:
+        checker = _entry_verifier(device, max_memory) if verify else None
+        show_bar = verify and sys.stderr.isatty() and fmt is Format.table
+        outcomes = specs.run_files(
+            files, checker, render.progress_bar if show_bar else None
+        )
+    except ShapeError as exc:
+        render.error(exc, fmt)
+        raise typer.Exit(2) from None
+    except _unavailable() as exc:
+        render.error(exc, fmt)
+        raise typer.Exit(3) from None
+    counts = specs.totals(outcomes)
+    render.show_report(outcomes, counts, fmt, quiet)
+    if junit_xml:
+        render.write_junit(outcomes, junit_xml)
+    if counts["invalid"] or counts["failed"]:
+        raise typer.Exit(2 if counts["invalid"] else 1)
+
+
+def _entry_verifier(device: str, max_memory: str):
+    from .verify import parse_size, verify
+
+    limit = parse_size(max_memory)
+    return lambda result: verify(result, device, limit)

@@ -234,3 +234,100 @@ def _is_default(name: str, value) -> bool:
 
 def _py(value) -> str:
     return repr(value) if isinstance(value, str) else str(value)
+
+
+STATUS_STYLE = {"pass": "green", "fail": "red", "invalid": "yellow"}
+
+
+def show_report(outcomes, counts: dict[str, int], fmt: Format, quiet=False) -> None:
+    """The outcome of `shapecalc check` in the chosen format."""
+    total = ", ".join(f"{n} {key}" for key, n in counts.items())
+    if fmt is Format.json:
+        print(dumps({"entries": [_entry_json(o) for o in outcomes], "summary": counts}))
+    elif fmt in (Format.plain, Format.shape):
+        for o in outcomes:
+            name = o.entry.name if o.entry else "-"
+            if fmt is Format.shape:
+                shape = o.result.shapes[output_name(o.result)] if o.result else ()
+                print(f"{o.file}\t{name}\t{csv_shape(shape)}")
+            else:
+                print(f"{o.file}\t{name}\t{o.layer}\t{o.status}\t{o.detail}")
+    else:
+        _report_table(outcomes, total, quiet)
+
+
+def _report_table(outcomes, total: str, quiet: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for column in ("entry", "layer", "status", "detail"):
+        table.add_column(column, no_wrap=column != "detail")
+    for o in outcomes:
+        if quiet and o.status == "pass":
+            continue
+        name = f"{o.file}:{o.entry.name}" if o.entry else o.file
+        style = STATUS_STYLE[o.status]
+        table.add_row(name, o.layer, f"[{style}]{o.status}[/]", o.detail)
+    console = Console(highlight=False)
+    if table.rows:
+        console.print(table)
+    console.print(total)
+
+
+def _entry_json(o) -> dict[str, Any]:
+    return {
+        "file": o.file,
+        "entry": o.entry.name if o.entry else None,
+        "line": o.entry.line if o.entry else None,
+        "layer": o.layer,
+        "status": o.status,
+        "detail": o.detail,
+        "shapes": {k: list(v) for k, v in o.result.shapes.items()}
+        if o.result
+        else None,
+    }
+
+
+def write_junit(outcomes, path: str) -> None:
+    """A JUnit XML report: one testsuite per file, one testcase per entry."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.Element("testsuites", name="shapecalc")
+    suites: dict[str, ET.Element] = {}
+    for o in outcomes:
+        suite = suites.get(o.file)
+        if suite is None:
+            suite = suites[o.file] = ET.SubElement(root, "testsuite", name=o.file)
+        name = o.entry.name if o.entry else "(file)"
+        case = ET.SubElement(suite, "testcase", classname=o.file, name=name)
+        if o.status != "pass":
+            tag = "failure" if o.status == "fail" else "error"
+            ET.SubElement(case, tag, message=o.detail).text = o.detail
+    for element in [root, *suites.values()]:
+        cases = element.iter("testcase")
+        _count_into(element, list(cases))
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _count_into(element, cases) -> None:
+    element.set("tests", str(len(cases)))
+    element.set("failures", str(sum(c.find("failure") is not None for c in cases)))
+    element.set("errors", str(sum(c.find("error") is not None for c in cases)))
+
+
+def progress_bar(total: int):
+    """A rich progress bar on stderr; returns the function that advances it."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    bar = Progress(console=Console(stderr=True), transient=True)
+    bar.start()
+    task = bar.add_task("verifying", total=total)
+
+    def step() -> None:
+        bar.advance(task)
+        if bar.finished:
+            bar.stop()
+
+    return step

@@ -1,0 +1,252 @@
+"""Spec files: many layers, each with its parameters, input and expectations.
+
+A spec file is TOML or JSON. In TOML each ``[[layer]]`` table is one entry; in
+JSON the file holds ``{"layer": [...]}`` (or a bare list of entries). An entry
+names the torch class in ``type`` and then takes the constructor arguments by
+their torch names, plus ``input_shape``, the optional forward arguments
+(``hx_shape``, ``cx_shape``, ``output_size``) and ``expect``, a table of tensor
+names to shapes (``*`` or -1 matches any size). ``name`` labels the entry.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from .expect import Pattern, check
+from .layers.common import LayerResult, ShapeError, fmt_shape
+from .layers.conv import conv
+from .layers.rnn import rnn, rnn_cell
+
+LAYERS: dict[str, Callable[..., LayerResult]] = {
+    **{name: partial(rnn, mode=name.lower()) for name in ("RNN", "LSTM", "GRU")},
+    **{
+        f"{name}Cell": partial(rnn_cell, mode=name.lower())
+        for name in ("RNN", "LSTM", "GRU")
+    },
+    **{f"Conv{d}d": partial(conv, dims=d) for d in (1, 2, 3)},
+    **{f"ConvTranspose{d}d": partial(conv, dims=d, transposed=True) for d in (1, 2, 3)},
+}
+RESERVED = {"type", "name", "expect"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One layer of a spec file, as read, before any check."""
+
+    file: str
+    index: int
+    line: int | None
+    data: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.data.get("name") or f"#{self.index + 1}")
+
+    @property
+    def where(self) -> str:
+        line = f":{self.line}" if self.line else ""
+        return f"{self.file}{line} entry {self.name}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The verdict on one entry: pass, fail (a check did not hold) or invalid."""
+
+    entry: Entry | None
+    file: str
+    status: str
+    detail: str
+    result: LayerResult | None = None
+    verified: Any = None
+    failures: tuple[str, ...] = field(default=())
+
+    @property
+    def layer(self) -> str:
+        return (
+            self.result.layer
+            if self.result
+            else str((self.entry.data.get("type") if self.entry else None) or "-")
+        )
+
+
+class SpecError(ValueError):
+    """A file that cannot be read as a spec at all."""
+
+
+def load(path: str, text: str | None = None) -> list[Entry]:
+    """Entries of one file (``-`` reads stdin); SpecError if it cannot be parsed."""
+    name = "<stdin>" if path == "-" else path
+    try:
+        if text is None:
+            text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as exc:
+        raise SpecError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    is_json = path.endswith(".json") or (
+        not path.endswith(".toml") and text.lstrip()[:1] in ("{", "[")
+    )
+    data = _parse_json(name, text) if is_json else _parse_toml(name, text)
+    layers = data if isinstance(data, list) else data.get("layer")
+    if not isinstance(layers, list) or not layers:
+        raise SpecError(
+            f"{name}: a spec must list its entries under 'layer' "
+            '([[layer]] tables in TOML, "layer": [...] in JSON)'
+        )
+    lines = _entry_lines(text, is_json)
+    return [
+        Entry(name, i, lines[i] if i < len(lines) else None, item)
+        for i, item in enumerate(layers)
+    ]
+
+
+def _parse_json(name: str, text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{name}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+
+
+def _parse_toml(name: str, text: str):
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+)", str(exc))
+        line = f":{match.group(1)}" if match else ""
+        raise SpecError(f"{name}{line}: invalid TOML: {exc}") from None
+
+
+def _entry_lines(text: str, is_json: bool) -> list[int]:
+    """Where each entry starts, for messages: TOML headers or JSON objects."""
+    pattern = r"^[ \t]*\[\[\s*layer\s*\]\]" if not is_json else r'"type"\s*:'
+    return [
+        text.count("\n", 0, m.start()) + 1
+        for m in re.finditer(pattern, text, flags=re.MULTILINE)
+    ]
+
+
+def run_entry(entry: Entry, verify: Callable | None = None) -> Outcome:
+    """Compute one entry, check its expectations and, optionally, verify it."""
+    if not isinstance(entry.data, dict):
+        return _invalid(entry, "an entry must be a table of parameters")
+    try:
+        result = compute(entry.data)
+        failures = check(expectations(entry.data.get("expect") or {}), result)
+        verified = verify(result) if verify else None
+    except ShapeError as exc:
+        return _invalid(entry, str(exc))
+    if verified is not None and not verified.ok:
+        failures += (
+            verified.error or f"torch on {verified.device} returned other shapes",
+        )
+    if failures:
+        return Outcome(
+            entry, entry.file, "fail", "; ".join(failures), result, verified, failures
+        )
+    return Outcome(entry, entry.file, "pass", _summary(result), result, verified)
+
+
+def compute(data: dict[str, Any]) -> LayerResult:
+    """The LayerResult of one entry's parameters."""
+    layer = data.get("type")
+    if layer not in LAYERS:
+        raise ShapeError(
+            "type", f"type must be one of {', '.join(LAYERS)}, got {layer!r}"
+        )
+    kwargs = {k: _value(k, v) for k, v in data.items() if k not in RESERVED}
+    if "input_shape" not in kwargs:
+        raise ShapeError(
+            "input_shape",
+            "input_shape must be given, e.g. input_shape = [8, 3, 224, 224]",
+        )
+    try:
+        return LAYERS[layer](**kwargs)
+    except TypeError as exc:
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if unknown:
+            raise ShapeError(
+                unknown.group(1), f"{unknown.group(1)} is not a parameter of {layer}"
+            ) from None
+        raise ShapeError("type", f"invalid value for {layer}: {exc}") from None
+
+
+def _value(key: str, value: Any) -> Any:
+    """Lists become tuples; anything but numbers, booleans and strings is refused."""
+    if isinstance(value, list):
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ShapeError(key, f"{key} must be a list of integers, got {value!r}")
+        return tuple(value)
+    if not isinstance(value, (int, float, str, bool)):
+        raise ShapeError(
+            key,
+            f"{key} must be a number, a boolean, a string or a "
+            f"list of integers, got {value!r}",
+        )
+    return value
+
+
+def expectations(expect: Any) -> dict[str, Pattern]:
+    """The ``expect`` table of an entry as patterns; ShapeError if malformed."""
+    if not isinstance(expect, dict):
+        raise ShapeError(
+            "expect", f"expect must be a table of NAME = SHAPE, got {expect!r}"
+        )
+    return {name: _pattern(name, want) for name, want in expect.items()}
+
+
+def _pattern(name: str, want: Any) -> Pattern:
+    items = want if isinstance(want, list) else None
+    if items is None or not all(
+        v == "*" or (isinstance(v, int) and v >= -1) for v in items
+    ):
+        raise ShapeError(
+            "expect",
+            f"expect.{name} must be a list of sizes, * or -1 for any, got {want!r}",
+        )
+    return tuple(None if v in ("*", -1) else v for v in items)
+
+
+def _invalid(entry: Entry, message: str) -> Outcome:
+    return Outcome(entry, entry.file, "invalid", f"{entry.where}: {message}")
+
+
+def _summary(result: LayerResult) -> str:
+    out = next(t for t in result.tensors if t.role == "output")
+    return f"{out.name} {fmt_shape(out.shape)}"
+
+
+def file_error(path: str, message: str) -> Outcome:
+    return Outcome(None, path, "invalid", message)
+
+
+def run_files(
+    paths: list[str], verify: Callable | None = None, progress: Callable | None = None
+) -> list[Outcome]:
+    """Every entry of every file; a broken file or entry never hides the rest."""
+    loaded: list[Entry | Outcome] = []
+    for path in paths:
+        try:
+            loaded += load(path)
+        except SpecError as exc:
+            loaded.append(file_error(path, str(exc)))
+    step = progress(len(loaded)) if progress else (lambda: None)
+    outcomes = []
+    for item in loaded:
+        outcomes.append(item if isinstance(item, Outcome) else run_entry(item, verify))
+        step()
+    return outcomes
+
+
+def totals(outcomes: list[Outcome]) -> dict[str, int]:
+    counts = {"passed": 0, "failed": 0, "invalid": 0}
+    for outcome in outcomes:
+        key = {"pass": "passed", "fail": "failed"}.get(outcome.status, "invalid")
+        counts[key] += 1
+    return counts

@@ -1,0 +1,213 @@
+"""`shapecalc check` over spec files: pass, fail, invalid, JUnit, stdin."""
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from shapecalc.cli import app
+from shapecalc.specs import load, run_files, totals
+
+runner = CliRunner()
+EXAMPLE = Path(__file__).parent.parent / "examples" / "model.toml"
+
+GOOD_TOML = """
+[[layer]]
+name = "stem"
+type = "Conv2d"
+in_channels = 3
+out_channels = 16
+kernel_size = 3
+padding = 1
+input_shape = [8, 3, 32, 32]
+expect = { output = [8, 16, 32, 32] }
+"""
+FAILING_TOML = GOOD_TOML.replace("[8, 16, 32, 32]", "[8, 16, 30, 30]")
+MIXED_TOML = (
+    GOOD_TOML
+    + """
+[[layer]]
+name = "bad-proj"
+type = "LSTM"
+input_size = 4
+hidden_size = 3
+proj_size = 3
+input_shape = [2, 4]
+
+[[layer]]
+type = "GRU"
+input_size = 4
+hidden_size = 3
+input_shape = [5, 2, 4]
+expect = { h_n = [1, 2, 4] }
+"""
+)
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def check(*args, stdin=None):
+    return runner.invoke(app, ["check", *args], input=stdin)
+
+
+def test_the_shipped_example_passes():
+    result = check(str(EXAMPLE), "--format", "json")
+    assert result.exit_code == 0, result.stdout
+    assert json.loads(result.stdout)["summary"] == {
+        "passed": 4,
+        "failed": 0,
+        "invalid": 0,
+    }
+
+
+def test_failing_expectation_exits_1_with_the_difference(tmp_path):
+    path = write(tmp_path, "f.toml", FAILING_TOML)
+    result = check(path, "--format", "plain")
+    assert result.exit_code == 1
+    assert result.stdout == (
+        f"{path}\tstem\tConv2d\tfail\toutput expected "
+        "(8, 16, 30, 30), computed (8, 16, 32, 32)\n"
+    )
+
+
+def test_a_bad_entry_is_reported_and_the_others_still_run(tmp_path):
+    path = write(tmp_path, "m.toml", MIXED_TOML)
+    result = check(path, "--format", "json")
+    assert result.exit_code == 2
+    report = json.loads(result.stdout)
+    assert [e["status"] for e in report["entries"]] == ["pass", "invalid", "fail"]
+    assert report["entries"][1]["detail"] == (
+        f"{path}:12 entry bad-proj: proj_size must be smaller than hidden_size=3, got 3"
+    )
+    assert report["entries"][2]["entry"] == "#3"
+    assert report["summary"] == {"passed": 1, "failed": 1, "invalid": 1}
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("broken.toml", "[[layer]\ntype = 1", "invalid TOML"),
+        (
+            "broken.json",
+            '{"layer": [\n{"type": }]}',
+            ":2: invalid JSON: Expecting value",
+        ),
+        ("empty.toml", "title = 'x'", "a spec must list its entries under 'layer'"),
+    ],
+)
+def test_a_malformed_file_is_invalid_and_named(tmp_path, name, text, message):
+    bad = write(tmp_path, name, text)
+    good = write(tmp_path, "good.toml", GOOD_TOML)
+    result = check(bad, good, "--format", "json")
+    assert result.exit_code == 2
+    entries = json.loads(result.stdout)["entries"]
+    assert entries[0]["status"] == "invalid" and entries[0]["file"] == bad
+    assert message in entries[0]["detail"] and entries[0]["detail"].startswith(bad)
+    assert entries[1]["status"] == "pass"
+
+
+@pytest.mark.parametrize(
+    "data, detail",
+    [
+        ({"type": "Conv9d", "input_shape": [1]}, "type must be one of RNN, LSTM"),
+        (
+            {"type": "GRU", "input_size": 2, "hidden_size": 2},
+            "input_shape must be given",
+        ),
+        (
+            {
+                "type": "GRU",
+                "input_size": 2,
+                "hidden_size": 2,
+                "input_shape": [1, 2],
+                "kernel_size": 3,
+            },
+            "kernel_size is not a parameter of GRU",
+        ),
+        (
+            {
+                "type": "GRU",
+                "input_size": 2,
+                "hidden_size": 2,
+                "input_shape": [1, 2],
+                "expect": {"output": "1,2"},
+            },
+            "expect.output must be a list of sizes",
+        ),
+        (
+            {
+                "type": "GRU",
+                "input_size": 2,
+                "hidden_size": 2,
+                "input_shape": [1, 2],
+                "expect": {"weight": [1]},
+            },
+            "expect must name a tensor of GRU",
+        ),
+        (
+            {"type": "GRU", "input_size": 2, "hidden_size": 2, "input_shape": [1.5, 2]},
+            "input_shape must be a list of integers",
+        ),
+    ],
+)
+def test_invalid_entries(tmp_path, data, detail):
+    path = write(tmp_path, "e.json", json.dumps({"layer": [data]}))
+    (outcome,) = run_files([path])
+    assert outcome.status == "invalid"
+    assert detail in outcome.detail
+
+
+def test_stdin_json_and_wildcards():
+    spec = {
+        "layer": [
+            {
+                "type": "LSTM",
+                "input_size": 3,
+                "hidden_size": 4,
+                "input_shape": [7, 2, 3],
+                "expect": {"c_n": [1, "*", 4], "output": [-1, 2, 4]},
+            }
+        ]
+    }
+    result = check("-", "--format", "plain", stdin=json.dumps(spec))
+    assert result.exit_code == 0
+    assert result.stdout == "<stdin>\t#1\tLSTM\tpass\toutput (7, 2, 4)\n"
+
+
+def test_junit_xml_parses_and_counts(tmp_path):
+    path = write(tmp_path, "m.toml", MIXED_TOML)
+    xml = tmp_path / "report.xml"
+    result = check(path, "--format", "plain", "--junit-xml", str(xml))
+    assert result.exit_code == 2
+    root = ET.parse(xml).getroot()
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == (
+        "3",
+        "1",
+        "1",
+    )
+    cases = root.findall("testsuite/testcase")
+    assert [c.get("name") for c in cases] == ["stem", "bad-proj", "#3"]
+    assert cases[2].find("failure").get("message") == (
+        "h_n expected (1, 2, 4), computed (1, 2, 3)"
+    )
+
+
+def test_table_quiet_lists_only_what_did_not_pass(tmp_path):
+    path = write(tmp_path, "m.toml", MIXED_TOML)
+    result = runner.invoke(
+        app, ["check", path, "-q", "--format", "table"], env={"COLUMNS": "300"}
+    )
+    assert "stem" not in result.stdout and "bad-proj" in result.stdout
+    assert result.stdout.rstrip().endswith("1 passed, 1 failed, 1 invalid")
+
+
+def test_entry_lines_point_at_each_layer_table():
+    entries = load("x.toml", MIXED_TOML)
+    assert [e.line for e in entries] == [2, 12, 20]
+    assert totals(run_files([str(EXAMPLE)])) == {"passed": 4, "failed": 0, "invalid": 0}

@@ -11,7 +11,7 @@ from shapecalc.cli import app
 from shapecalc.specs import load, run_files, totals
 
 runner = CliRunner()
-EXAMPLE = Path(__file__).parent.parent / "examples" / "model.toml"
+EXAMPLE = Path(__file__).parent.parent / "examples" / "model.shapes.toml"
 
 GOOD_TOML = """
 [[layer]]

@@ -243,7 +243,9 @@ def show_report(outcomes, counts: dict[str, int], fmt: Format, quiet=False) -> N
     """The outcome of `shapecalc check` in the chosen format."""
     total = ", ".join(f"{n} {key}" for key, n in counts.items())
     if fmt is Format.json:
-        print(dumps({"entries": [_entry_json(o) for o in outcomes], "summary": counts}))
+        # compact: a report may hold many thousand entries
+        report = {"entries": [_entry_json(o) for o in outcomes], "summary": counts}
+        print(json.dumps(report, separators=(",", ":")))
     elif fmt in (Format.plain, Format.shape):
         for o in outcomes:
             name = o.entry.name if o.entry else "-"

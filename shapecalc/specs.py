@@ -126,10 +126,12 @@ def _parse_toml(name: str, text: str):
 def _entry_lines(text: str, is_json: bool) -> list[int]:
     """Where each entry starts, for messages: TOML headers or JSON objects."""
     pattern = r"^[ \t]*\[\[\s*layer\s*\]\]" if not is_json else r'"type"\s*:'
-    return [
-        text.count("\n", 0, m.start()) + 1
-        for m in re.finditer(pattern, text, flags=re.MULTILINE)
-    ]
+    lines, line, pos = [], 1, 0
+    for match in re.finditer(pattern, text, flags=re.MULTILINE):
+        line += text.count("\n", pos, match.start())
+        pos = match.start()
+        lines.append(line)
+    return lines
 
 
 def run_entry(entry: Entry, verify: Callable | None = None) -> Outcome:

@@ -26,7 +26,7 @@ class ShapeError(ValueError):
         self.steps = steps
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tensor:
     """One tensor of a layer: its row name, shape and symbolic formula.
 
@@ -44,7 +44,7 @@ class Tensor:
         return prod(self.shape)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LayerResult:
     """Everything shapecalc computes for one layer and one input."""
 
@@ -93,14 +93,12 @@ def as_tuple(value: int | Sequence[int], n: int, param: str) -> tuple[int, ...]:
 
 
 def check_positive(param: str, value: int | Sequence[int]) -> None:
-    values = (value,) if isinstance(value, int) else tuple(value)
-    if any(v <= 0 for v in values):
+    if (value if isinstance(value, int) else min(value, default=1)) <= 0:
         raise fail(param, "greater than zero", _show(value))
 
 
 def check_non_negative(param: str, value: int | Sequence[int]) -> None:
-    values = (value,) if isinstance(value, int) else tuple(value)
-    if any(v < 0 for v in values):
+    if (value if isinstance(value, int) else min(value, default=0)) < 0:
         raise fail(param, "zero or greater", _show(value))
 
 

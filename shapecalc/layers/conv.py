@@ -40,6 +40,15 @@ class PaddingMode(str, enum.Enum):
 
 
 SPATIAL = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+# per dims: the input, output and kernel symbols, e.g. "H_in, W_in"
+SYMBOLS = {
+    d: (
+        ", ".join(f"{s}_in" for s in sym),
+        ", ".join(f"{s}_out" for s in sym),
+        ", ".join(f"k_{s}" for s in sym) if d > 1 else "k",
+    )
+    for d, sym in SPATIAL.items()
+}
 IntOrTuple = int | Sequence[int]
 
 
@@ -189,9 +198,7 @@ def conv(
     lead = (input_shape[0],) if batched else ()
     n = "N, " if batched else ""
     sym = SPATIAL[dims]
-    in_f = ", ".join(f"{s}_in" for s in sym)
-    out_f = ", ".join(f"{s}_out" for s in sym)
-    k_f = ", ".join(f"k_{s}" for s in sym) if dims > 1 else "k"
+    in_f, out_f, k_f = SYMBOLS[dims]
     chans = ("C_in", "C_out") if transposed else ("C_out", "C_in")
     weight_shape = (
         (in_channels, out_channels // groups)

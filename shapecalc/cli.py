@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -11,6 +12,7 @@ from . import __version__
 from .expect import Pattern
 from .expect import check as check_expect
 from .layers.common import (
+    Dtype,
     LayerResult,
     ShapeError,
     parse_int_or_tuple,
@@ -18,6 +20,7 @@ from .layers.common import (
     parse_shape,
 )
 from .layers.conv import PaddingMode, conv
+from .layers.pool import PoolKind, pool
 from .layers.rnn import Mode, Nonlinearity, rnn, rnn_cell
 from .render import Format
 
@@ -111,6 +114,40 @@ MaxMemoryOpt = Annotated[
         "(e.g. 2GiB, 512MiB, 1000000).",
     ),
 ]
+ExplainOpt = Annotated[
+    bool,
+    typer.Option(
+        "--explain/--no-explain",
+        rich_help_panel=OUTPUT,
+        help="Work out each output size with your numbers (and, for a rejected "
+        "configuration, the arithmetic that breaks the rule).",
+    ),
+]
+DtypeOpt = Annotated[
+    Dtype,
+    typer.Option(
+        rich_help_panel=OUTPUT,
+        case_sensitive=False,
+        help="Element type for the memory figures. MACs count one forward pass "
+        "of the whole batch (N=1 unbatched), one per weight tap; bias additions, "
+        "activations and pooling comparisons are not counted; a transposed conv "
+        "counts each input element times C_out/groups*prod(kernel_size), an LSTM "
+        "projection its proj_size*hidden_size per step.",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Options:
+    """What every layer command takes besides the layer itself."""
+
+    fmt: Format | None
+    expect: list[str] | None
+    verify: bool
+    device: str
+    max_memory: str
+    explain: bool
+    dtype: Dtype
 
 
 @app.command("rnn")
@@ -245,6 +282,8 @@ def rnn_command(
     verify: VerifyOpt = False,
     device: DeviceOpt = "cpu",
     max_memory: MaxMemoryOpt = "2GiB",
+    explain: ExplainOpt = False,
+    dtype: DtypeOpt = Dtype.float32,
 ) -> None:
     """Shapes of nn.RNN, nn.LSTM, nn.GRU and their cells: input, h_0, c_0, output,
     h_n, c_n, with parameter counts."""
@@ -284,7 +323,7 @@ def rnn_command(
             cx,
         )
 
-    _run(compute, fmt, expect, verify, device, max_memory)
+    _run(compute, Options(fmt, expect, verify, device, max_memory, explain, dtype))
 
 
 @app.command("conv")
@@ -409,6 +448,8 @@ def conv_command(
     verify: VerifyOpt = False,
     device: DeviceOpt = "cpu",
     max_memory: MaxMemoryOpt = "2GiB",
+    explain: ExplainOpt = False,
+    dtype: DtypeOpt = Dtype.float32,
 ) -> None:
     """Shapes of nn.Conv1d/2d/3d and nn.ConvTranspose1d/2d/3d: input, weight,
     bias and output, with the formula of each output dim."""
@@ -438,7 +479,171 @@ def conv_command(
             dims,
         )
 
-    _run(compute, fmt, expect, verify, device, max_memory)
+    _run(compute, Options(fmt, expect, verify, device, max_memory, explain, dtype))
+
+
+@app.command("pool")
+def pool_command(
+    ctx: typer.Context,
+    input_shape: Annotated[
+        str,
+        typer.Option(
+            rich_help_panel=INPUT,
+            show_default=False,
+            metavar="SHAPE",
+            help="(N, C, *spatial) or unbatched (C, *spatial), e.g. 8,64,112,112.",
+        ),
+    ],
+    kind: Annotated[
+        PoolKind,
+        typer.Option(
+            help="max (nn.MaxPool), avg (nn.AvgPool), lp (nn.LPPool), adaptive-max "
+            "or adaptive-avg (nn.AdaptiveMaxPool / nn.AdaptiveAvgPool).",
+            rich_help_panel=LAYER,
+            case_sensitive=False,
+        ),
+    ] = PoolKind.max,
+    dims: Annotated[
+        int | None,
+        typer.Option(
+            rich_help_panel=LAYER,
+            show_default=False,
+            min=1,
+            max=3,
+            help="Spatial dims: 1, 2 or 3. Default: inferred from tuple-valued "
+            "options or the input rank when that is unambiguous.",
+        ),
+    ] = None,
+    kernel_size: Annotated[
+        str | None,
+        typer.Option(
+            help="Window size: an int or one per dim (not for adaptive kinds).",
+            rich_help_panel=LAYER,
+            show_default=False,
+            metavar="INT|TUPLE",
+        ),
+    ] = None,
+    stride: Annotated[
+        str | None,
+        typer.Option(
+            help="An int or one per dim. Default: kernel_size.",
+            rich_help_panel=LAYER,
+            show_default=False,
+            metavar="INT|TUPLE",
+        ),
+    ] = None,
+    padding: Annotated[
+        str,
+        typer.Option(
+            help="Implicit padding on both sides, at most half the kernel (max, avg).",
+            rich_help_panel=LAYER,
+            metavar="INT|TUPLE",
+        ),
+    ] = "0",
+    dilation: Annotated[
+        str,
+        typer.Option(
+            help="Spacing between window taps (max only).",
+            rich_help_panel=LAYER,
+            metavar="INT|TUPLE",
+        ),
+    ] = "1",
+    ceil_mode: Annotated[
+        bool,
+        typer.Option(
+            "--ceil-mode/--no-ceil-mode",
+            help="Round output sizes up; a last window must still start inside the "
+            "input or left padding.",
+            rich_help_panel=LAYER,
+        ),
+    ] = False,
+    count_include_pad: Annotated[
+        bool,
+        typer.Option(
+            "--count-include-pad/--no-count-include-pad",
+            help="avg: count padding zeros in the average.",
+            rich_help_panel=LAYER,
+        ),
+    ] = True,
+    divisor_override: Annotated[
+        int | None,
+        typer.Option(
+            help="avg (2d/3d): divide by this instead of the window size.",
+            rich_help_panel=LAYER,
+            show_default=False,
+        ),
+    ] = None,
+    norm_type: Annotated[
+        float | None,
+        typer.Option(
+            help="lp: the power p of the p-norm (required for lp).",
+            rich_help_panel=LAYER,
+            show_default=False,
+        ),
+    ] = None,
+    output_size: Annotated[
+        str | None,
+        typer.Option(
+            help="adaptive: the output size, an int or one per dim; none keeps that "
+            "dim (e.g. 7,none).",
+            rich_help_panel=LAYER,
+            show_default=False,
+            metavar="INT|TUPLE",
+        ),
+    ] = None,
+    return_indices: Annotated[
+        bool,
+        typer.Option(
+            "--return-indices/--no-return-indices",
+            help="max kinds: also return the indices tensor.",
+            rich_help_panel=LAYER,
+        ),
+    ] = False,
+    fmt: FormatOpt = None,
+    expect: ExpectOpt = None,
+    verify: VerifyOpt = False,
+    device: DeviceOpt = "cpu",
+    max_memory: MaxMemoryOpt = "2GiB",
+    explain: ExplainOpt = False,
+    dtype: DtypeOpt = Dtype.float32,
+) -> None:
+    """Shapes of nn.MaxPool, nn.AvgPool, nn.LPPool and the adaptive pools in 1-3
+    dims: input, output (and indices), with the formula of each output dim."""
+
+    def compute() -> LayerResult:
+        def ints(value, name):
+            return parse_int_or_tuple(value, name) if value is not None else None
+
+        return pool(
+            parse_shape(input_shape, "input_shape"),
+            kind,
+            ints(kernel_size, "kernel_size"),
+            ints(stride, "stride"),
+            parse_int_or_tuple(padding, "padding"),
+            parse_int_or_tuple(dilation, "dilation"),
+            ceil_mode,
+            count_include_pad,
+            divisor_override,
+            norm_type,
+            _output_size(output_size),
+            return_indices,
+            dims,
+        )
+
+    _run(compute, Options(fmt, expect, verify, device, max_memory, explain, dtype))
+
+
+def _output_size(text: str | None):
+    """``7``, ``7,7`` or ``7,none`` (None keeps that input dim)."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.strip("()[] ").replace("x", ",").split(",")]
+    if len(parts) > 1 and all(p.lower() == "none" or p for p in parts):
+        return tuple(
+            None if p.lower() == "none" else parse_int_or_tuple(p, "output_size")
+            for p in parts
+        )
+    return parse_int_or_tuple(text, "output_size")
 
 
 def _rnn_input(cell, input_size, batch_first, input_shape, seq_len, batch):
@@ -476,24 +681,26 @@ def _reject_set(ctx: typer.Context, why: str, *names: str) -> None:
             raise ShapeError(name, f"{flag} does not apply {why}")
 
 
-def _run(compute, fmt, expect, verify, device, max_memory) -> None:
+def _run(compute, options: Options) -> None:
     """Compute, check, render, and exit with the documented code."""
     from . import render
 
-    fmt = fmt or render.default_format()
+    fmt = options.fmt or render.default_format()
     try:
         result = compute()
-        failures = check_expect(_parse_expect(expect or []), result)
-        verified = _verify(result, device, max_memory) if verify else None
+        failures = check_expect(_parse_expect(options.expect or []), result)
+        verified = None
+        if options.verify:
+            verified = _verify(result, options.device, options.max_memory)
     except ShapeError as exc:
-        render.error(exc, fmt)
+        render.error(exc, fmt, options.explain)
         raise typer.Exit(2) from None
     except _unavailable() as exc:
         render.error(exc, fmt)
         raise typer.Exit(3) from None
     for message in result.warnings:
         render.warn(message)
-    render.show(result, fmt, verified)
+    render.show(result, fmt, verified, options.explain, options.dtype)
     for line in failures:
         print(f"shapecalc: expectation failed: {line}", file=sys.stderr)
     if verified is not None and not verified.ok:

@@ -13,7 +13,15 @@ import sys
 from math import prod
 from typing import Any
 
-from .layers.common import LayerResult, ShapeError, fmt_shape
+from .layers.common import (
+    Dtype,
+    LayerResult,
+    ShapeError,
+    Step,
+    fmt_shape,
+    human_bytes,
+    memory,
+)
 
 
 class Format(str, enum.Enum):
@@ -32,17 +40,26 @@ def csv_shape(shape) -> str:
     return ",".join(str(n) for n in shape)
 
 
-def show(result: LayerResult, fmt: Format, verified=None, extra: dict | None = None):
+def show(
+    result: LayerResult,
+    fmt: Format,
+    verified=None,
+    explain: bool = False,
+    dtype: Dtype = Dtype.float32,
+) -> None:
     """Print one result in the chosen format on stdout."""
     if fmt is Format.json:
-        print(dumps(as_json(result, verified) | (extra or {})))
+        data = as_json(result, verified, dtype)
+        if explain:
+            data["explain"] = [_step_json(step) for step in result.steps]
+        print(dumps(data))
     elif fmt is Format.plain:
         for t in result.tensors:
             print(f"{t.name}\t{csv_shape(t.shape)}")
     elif fmt is Format.shape:
         print(csv_shape(result.shapes[output_name(result)]))
     else:
-        _table(result, verified, extra)
+        _table(result, verified, explain, dtype)
 
 
 def dumps(data) -> str:
@@ -59,7 +76,7 @@ def output_name(result: LayerResult) -> str:
     return next(t.name for t in result.tensors if t.role == "output")
 
 
-def as_json(result: LayerResult, verified=None) -> dict[str, Any]:
+def as_json(result: LayerResult, verified=None, dtype=Dtype.float32) -> dict:
     return {
         "layer": result.layer,
         "params": {
@@ -70,6 +87,12 @@ def as_json(result: LayerResult, verified=None) -> dict[str, Any]:
         "symbols": dict(result.symbols),
         "parameters": result.parameters,
         "weights": {name: list(shape) for name, shape in result.weights},
+        "cost": {
+            "parameters": result.parameters,
+            "macs": result.macs,
+            "dtype": Dtype(dtype).value,
+            "bytes": memory(result, dtype),
+        },
         "warnings": list(result.warnings),
         "verified": None
         if verified is None
@@ -84,19 +107,36 @@ def as_json(result: LayerResult, verified=None) -> dict[str, Any]:
     }
 
 
-def error(exc: Exception, fmt: Format | None) -> None:
-    """One line on stderr; under --format json also a JSON object on stdout."""
+def _step_json(step: Step) -> dict[str, Any]:
+    return {
+        "name": step.name,
+        "formula": step.formula,
+        "arithmetic": step.arithmetic,
+        "value": step.value,
+        "note": step.note,
+    }
+
+
+def error(exc: Exception, fmt: Format | None, explain: bool = False) -> None:
+    """One line on stderr (with --explain, then the arithmetic that breaks the
+    rule); under --format json also a JSON object on stdout."""
     print(f"shapecalc: error: {exc}", file=sys.stderr)
+    steps = getattr(exc, "steps", ()) if explain else ()
+    for step in steps:
+        print(f"  {step}", file=sys.stderr)
     if fmt is Format.json:
         param = exc.param if isinstance(exc, ShapeError) else None
-        print(json.dumps({"error": str(exc), "param": param}))
+        data = {"error": str(exc), "param": param}
+        if explain:
+            data["explain"] = [_step_json(step) for step in steps]
+        print(json.dumps(data))
 
 
 def warn(message: str) -> None:
     print(f"shapecalc: warning: {message}", file=sys.stderr)
 
 
-def _table(result: LayerResult, verified, extra) -> None:
+def _table(result: LayerResult, verified, explain: bool, dtype: Dtype) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -116,12 +156,19 @@ def _table(result: LayerResult, verified, extra) -> None:
             row.append(_mark(verified.shapes.get(t.name), t.shape))
         table.add_row(*row)
     console.print(table)
-    console.print(
-        "where " + ", ".join(f"{k} = {v}" for k, v in result.symbols if "(" not in v)
-    )
-    for name, line in result.symbols:
-        if "(" in line:
-            console.print(f"  {name} = {line}")
+    known = {name for name, _ in result.symbols}
+    values = [
+        *result.symbols,
+        *(
+            (s.name, s.value)
+            for s in result.steps
+            if s.name.endswith("_out") and s.name not in known
+        ),
+    ]
+    console.print("where " + ", ".join(f"{k} = {v}" for k, v in values))
+    if explain:
+        for step in result.steps:
+            console.print(_explained(step), soft_wrap=True)
     in_rows = {t.name for t in result.tensors}
     if all(name in in_rows for name, _ in result.weights):
         console.print(
@@ -129,10 +176,28 @@ def _table(result: LayerResult, verified, extra) -> None:
         )
     else:
         console.print(_weights_table(result, verified))
+    console.print(_cost_line(result, dtype), soft_wrap=True)
     if verified is not None:
         console.print(_verdict(verified))
-    for line in (extra or {}).get("lines", []):
-        console.print(line)
+
+
+def _explained(step: Step) -> str:
+    """A step on three lines: formula, the user's numbers, the value."""
+    pad = " " * len(step.name)
+    lines = [f"{step.name} = {step.formula}"]
+    if step.arithmetic not in (step.formula, str(step.value)):
+        lines.append(f"{pad} = {step.arithmetic}")
+    lines.append(f"{pad} = {step.value}" + (f"  ({step.note})" if step.note else ""))
+    return "\n".join(lines)
+
+
+def _cost_line(result: LayerResult, dtype: Dtype) -> str:
+    sizes = memory(result, dtype)
+    shown = ", ".join(f"{k} {human_bytes(v)}" for k, v in sizes.items())
+    return (
+        f"cost: {result.macs:,} MACs (whole batch, bias not counted); "
+        f"{Dtype(dtype).value} memory: {shown}"
+    )
 
 
 def _verdict(verified) -> str:
@@ -224,6 +289,10 @@ _DEFAULTS = {
     "padding": 0,
     "dilation": 1,
     "output_padding": 0,
+    "ceil_mode": False,
+    "return_indices": False,
+    "count_include_pad": True,
+    "divisor_override": None,
 }
 
 

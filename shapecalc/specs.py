@@ -24,6 +24,8 @@ import tomllib
 from .expect import Pattern, check
 from .layers.common import LayerResult, ShapeError, fmt_shape
 from .layers.conv import conv
+from .layers.pool import CLASS as POOL_CLASSES
+from .layers.pool import pool
 from .layers.rnn import rnn, rnn_cell
 
 LAYERS: dict[str, Callable[..., LayerResult]] = {
@@ -34,6 +36,11 @@ LAYERS: dict[str, Callable[..., LayerResult]] = {
     },
     **{f"Conv{d}d": partial(conv, dims=d) for d in (1, 2, 3)},
     **{f"ConvTranspose{d}d": partial(conv, dims=d, transposed=True) for d in (1, 2, 3)},
+    **{
+        f"{name}{d}d": partial(pool, kind=kind, dims=d)
+        for d in (1, 2, 3)
+        for kind, name in POOL_CLASSES.items()
+    },
 }
 RESERVED = {"type", "name", "expect"}
 
@@ -180,12 +187,18 @@ def compute(data: dict[str, Any]) -> LayerResult:
 
 
 def _value(key: str, value: Any) -> Any:
-    """Lists become tuples; anything but numbers, booleans and strings is refused."""
+    """Lists become tuples (``null`` or ``"none"`` items: None, as adaptive pools'
+    output_size takes); anything but numbers, booleans and strings is refused."""
     if isinstance(value, list):
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        items = value
+        if key == "output_size":
+            items = [
+                None if v is None or str(v).lower() == "none" else v for v in value
+            ]
+        if not all(type(v) is int or (v is None and items is not value) for v in items):
             raise ShapeError(key, f"{key} must be a list of integers, got {value!r}")
-        return tuple(value)
-    if not isinstance(value, (int, float, str, bool)):
+        return tuple(items)
+    if value is None or not isinstance(value, (int, float, str, bool)):
         raise ShapeError(
             key,
             f"{key} must be a number, a boolean, a string or a "

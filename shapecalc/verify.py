@@ -10,7 +10,7 @@ import re
 import warnings
 from dataclasses import dataclass
 
-from .layers.common import LayerResult, ShapeError
+from .layers.common import LayerResult, ShapeError, human_bytes
 
 BYTES_PER_ELEMENT = 4  # torch's default dtype, float32
 DEFAULT_MAX_MEMORY = 2 * 1024**3
@@ -83,9 +83,9 @@ def verify(
         raise ShapeError(
             "max_memory",
             (
-                f"max_memory must cover the {_human(needed)} that verification on "
-                f"{device} allocates, got {_human(max_memory)}; use --device meta to "
-                "verify any size without allocating"
+                f"max_memory must cover the {human_bytes(needed)} that verification "
+                f"on {device} allocates, got {human_bytes(max_memory)}; use --device "
+                "meta to verify any size without allocating"
             ),
         )
     torch = _import_torch()
@@ -178,11 +178,3 @@ def _flatten(outputs) -> list:
     if isinstance(outputs, (tuple, list)):
         return [t for item in outputs for t in _flatten(item)]
     return [outputs]
-
-
-def _human(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)

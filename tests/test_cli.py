@@ -99,8 +99,146 @@ def test_table_shows_shapes_formulas_and_parameters():
     out = result.stdout
     assert "Conv2d(3, 16, (3, 3), stride=(2, 2), padding=(1, 1))" in out
     assert "(8, 16, 112, 112)" in out and "(N, C_out, H_out, W_out)" in out
-    assert "H_out = floor((224 + 1+1 - 1*(3-1) - 1)/2 + 1) = 112" in out
+    assert (
+        "where N = 8, C_in = 3, C_out = 16, groups = 1, H_out = 112, W_out = 112" in out
+    )
     assert "parameters: 448" in out
+    assert (
+        "cost: 43,352,064 MACs (whole batch, bias not counted); float32 memory: "
+        "inputs 4.6 MiB, outputs 6.1 MiB, parameters 1.8 KiB" in out
+    )
+    assert "floor(" not in out  # the arithmetic is for --explain
+
+
+def test_explain_works_each_output_dim_out():
+    result = runner.invoke(
+        app, [*CONV, "--format", "table", "--explain"], env={"COLUMNS": "200"}
+    )
+    assert (
+        "H_out = floor((H_in + 2*padding[0] - dilation[0]*(kernel_size[0]-1) - 1)"
+        "/stride[0] + 1)\n"
+        "      = floor((224 + 2*1 - 1*(3-1) - 1)/2 + 1)\n"
+        "      = 112\n"
+    ) in result.stdout
+
+
+def test_explain_in_json_gives_structured_steps():
+    result = invoke(*LSTM, "--bidirectional", "--format", "json", "--explain")
+    steps = {s["name"]: s for s in json.loads(result.stdout)["explain"]}
+    assert steps["rows of h_0, h_n"] == {
+        "name": "rows of h_0, h_n",
+        "formula": "D*num_layers",
+        "arithmetic": "2*2",
+        "value": 4,
+        "note": "",
+    }
+    assert steps["H_out"]["arithmetic"] == "proj_size=5"
+    assert "explain" not in json.loads(invoke(*LSTM, "--format", "json").stdout)
+
+
+def test_explain_on_a_rejected_configuration_shows_the_broken_rule():
+    result = invoke(
+        "conv",
+        "--in-channels",
+        "3",
+        "--out-channels",
+        "4",
+        "--kernel-size",
+        "5",
+        "--input-shape",
+        "1,3,4,4",
+        "--explain",
+    )
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "shapecalc: error: kernel_size must fit the padded input, got "
+        "dilation*(kernel_size-1)+1 = 1*(5-1)+1 = 5 > input 4 + padding 0 = 4 in "
+        "spatial dim 0",
+        "  padded input = H_in + 2*padding[0] = 4 + 2*0 = 4",
+        "  effective kernel = dilation[0]*(kernel_size[0]-1)+1 = 1*(5-1)+1 = 5",
+    ]
+
+
+@pytest.mark.parametrize("dtype, inputs", [("float16", 2), ("float64", 8)])
+def test_cost_in_json_follows_dtype(dtype, inputs):
+    data = json.loads(invoke(*CONV, "--format", "json", "--dtype", dtype).stdout)
+    assert data["cost"] == {
+        "parameters": 448,
+        "macs": 43352064,
+        "dtype": dtype,
+        "bytes": {
+            "inputs": 8 * 3 * 224 * 224 * inputs,
+            "outputs": 8 * 16 * 112 * 112 * inputs,
+            "parameters": 448 * inputs,
+        },
+    }
+
+
+def test_pool_command():
+    result = invoke(
+        "pool",
+        "--kind",
+        "max",
+        "--kernel-size",
+        "3",
+        "--stride",
+        "2",
+        "--padding",
+        "1",
+        "--dims",
+        "2",
+        "--input-shape",
+        "8,64,112,112",
+        "--return-indices",
+        "--format",
+        "plain",
+    )
+    assert (result.exit_code, result.stdout) == (
+        0,
+        "input\t8,64,112,112\noutput\t8,64,56,56\nindices\t8,64,56,56\n",
+    )
+
+
+@pytest.mark.parametrize(
+    "size, shape",
+    [("7,none", "8,64,7,9"), ("7", "8,64,7,7"), ("(3, None)", "8,64,3,9")],
+)
+def test_pool_adaptive_output_size(size, shape):
+    result = invoke(
+        "pool",
+        "--kind",
+        "adaptive-avg",
+        "--output-size",
+        size,
+        "--dims",
+        "2",
+        "--input-shape",
+        "8,64,13,9",
+        "--format",
+        "shape",
+    )
+    assert (result.exit_code, result.stdout) == (0, shape + "\n")
+
+
+def test_pool_rejection_is_one_line():
+    result = invoke(
+        "pool",
+        "--kind",
+        "avg",
+        "--kernel-size",
+        "3",
+        "--padding",
+        "2",
+        "--dims",
+        "2",
+        "--input-shape",
+        "8,64,13,9",
+    )
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "shapecalc: error: padding must be at most half of kernel_size, "
+        "3//2 = 1 in spatial dim 0, got 2\n",
+    )
 
 
 @pytest.mark.parametrize(
@@ -392,16 +530,20 @@ def test_version():
     assert (proc.returncode, proc.stdout) == (0, f"shapecalc {__version__}\n")
 
 
-@pytest.mark.parametrize("command", ["rnn", "conv"])
+@pytest.mark.parametrize("command", ["rnn", "conv", "pool", "check"])
 def test_help_documents_every_option_and_the_exit_codes(command):
+    import typer.main
+
     result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    params = next(c for c in app.registered_commands if c.name == command)
-    import inspect
-
-    for name in inspect.signature(params.callback).parameters:
-        if name != "ctx":
-            flag = "--" + ("format" if name == "fmt" else name.replace("_", "-"))
-            assert flag in result.stdout, flag
+    click_command = typer.main.get_command(app).commands[command]
+    for param in click_command.params:
+        if param.param_type_name != "option":
+            continue
+        assert param.opts[0] in result.stdout, param.opts[0]
+        assert param.help, f"{command} {param.opts[0]} has no help"
+        # a default is shown unless there is none, or the help text states it
+        if param.show_default is not False and not param.is_flag:
+            assert param.default is None or "[default:" in result.stdout
     top = runner.invoke(app, ["--help"], env={"COLUMNS": "200"}).stdout
     assert "2 invalid input or configuration" in top

@@ -80,11 +80,68 @@ def test_cases(args, x, out, weight, parameters):
     assert result.parameters == parameters
 
 
-def test_formula_lines_show_the_arithmetic():
-    result = conv((8, 3, 224, 224), 3, 16, kernel_size=3, stride=2, padding=1)
-    assert (
-        dict(result.symbols)["H_out"] == "floor((224 + 1+1 - 1*(3-1) - 1)/2 + 1) = 112"
-    )
+@pytest.mark.parametrize(
+    "args, x, step",
+    [
+        (
+            dict(in_channels=3, out_channels=16, kernel_size=3, stride=2, padding=1),
+            (8, 3, 224, 224),
+            "H_out = floor((H_in + 2*padding[0] - dilation[0]*(kernel_size[0]-1) - 1)"
+            "/stride[0] + 1) = floor((224 + 2*1 - 1*(3-1) - 1)/2 + 1) = 112",
+        ),
+        (
+            dict(in_channels=2, out_channels=2, kernel_size=4, padding="same"),
+            (2, 9),
+            "L_out = floor((L_in + padding_left+padding_right - dilation[0]*"
+            "(kernel_size[0]-1) - 1)/stride[0] + 1) = floor((9 + 1+2 - 1*(4-1) - 1)"
+            "/1 + 1) = 9",
+        ),
+        (
+            dict(
+                in_channels=16,
+                out_channels=3,
+                kernel_size=3,
+                stride=2,
+                padding=1,
+                output_padding=1,
+                transposed=True,
+            ),
+            (8, 16, 7, 7),
+            "H_out = (H_in-1)*stride[0] - 2*padding[0] + dilation[0]*(kernel_size[0]"
+            "-1) + output_padding[0] + 1 = (7-1)*2 - 2*1 + 1*(3-1) + 1 + 1 = 14",
+        ),
+    ],
+)
+def test_steps_show_the_formula_and_the_arithmetic(args, x, step):
+    assert str(conv(x, **args).steps[0]) == step
+
+
+@pytest.mark.parametrize(
+    "args, x, macs",
+    [
+        # every output element: C_in/groups * k*k multiply-adds; bias not counted
+        (
+            dict(in_channels=3, out_channels=16, kernel_size=3, stride=2, padding=1),
+            (8, 3, 224, 224),
+            8 * 16 * 112 * 112 * 3 * 3 * 3,
+        ),
+        (
+            dict(in_channels=4, out_channels=6, kernel_size=(3, 1), groups=2),
+            (4, 9, 7),
+            6 * 7 * 7 * 2 * 3 * 1,
+        ),
+        # transposed: every input element meets C_out/groups * k taps
+        (
+            dict(
+                in_channels=4, out_channels=2, kernel_size=3, stride=2, transposed=True
+            ),
+            (1, 4, 5),
+            4 * 5 * 2 * 3,
+        ),
+    ],
+)
+def test_macs_by_hand(args, x, macs):
+    assert conv(x, **args).macs == macs
 
 
 REJECTED = [

@@ -299,3 +299,44 @@ def test_cells_agree_with_torch(config):
 
     theirs = torch_outcome(lambda: cls(**kwargs), run)
     _assert_agree(ours, theirs, ["h_1", "c_1"] if lstm else ["h_1"])
+
+
+@pytest.mark.parametrize(
+    "args, x, macs",
+    [
+        # per step and direction: every weight matrix times its vector once
+        (dict(input_size=10, hidden_size=5), (12, 64, 10), 12 * 64 * (5 * 10 + 5 * 5)),
+        (
+            dict(
+                mode="lstm",
+                input_size=10,
+                hidden_size=20,
+                proj_size=5,
+                bidirectional=True,
+            ),
+            (7, 3, 10),
+            7 * 3 * 2 * (80 * 10 + 80 * 5 + 5 * 20),
+        ),
+        (dict(mode="gru", input_size=4, hidden_size=3), (9, 4), 9 * (9 * 4 + 9 * 3)),
+    ],
+)
+def test_macs_by_hand(args, x, macs):
+    assert rnn(x, **args).macs == macs
+
+
+def test_cell_macs_and_steps():
+    result = rnn_cell((5, 10), input_size=10, hidden_size=20, mode="lstm")
+    assert result.macs == 5 * (80 * 10 + 80 * 20)
+    assert [str(s) for s in result.steps] == ["H = hidden_size = 20 = 20"]
+
+
+def test_steps_explain_the_state_shapes():
+    result = rnn(
+        (5, 64, 10), input_size=10, hidden_size=5, num_layers=4, bidirectional=True
+    )
+    assert [str(s) for s in result.steps] == [
+        "D = 2 if bidirectional else 1 = bidirectional=True = 2",
+        "H_out = proj_size if proj_size > 0 else hidden_size = hidden_size=5 = 5",
+        "rows of h_0, h_n = D*num_layers = 2*4 = 8",
+        "features of output = D*H_out = 2*5 = 10",
+    ]

@@ -6,6 +6,7 @@ of every query.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,25 @@ class Tensor:
 
 
 @dataclass(frozen=True, slots=True)
+class Step:
+    """One number worked out: its formula, the user's numbers in it, the value.
+
+    >>> str(Step("L_out", "L_in - 2", "10 - 2", 8))
+    'L_out = L_in - 2 = 10 - 2 = 8'
+    """
+
+    name: str
+    formula: str
+    arithmetic: str
+    value: int
+    note: str = ""
+
+    def __str__(self) -> str:
+        note = f" ({self.note})" if self.note else ""
+        return f"{self.name} = {self.formula} = {self.arithmetic} = {self.value}{note}"
+
+
+@dataclass(frozen=True, slots=True)
 class LayerResult:
     """Everything shapecalc computes for one layer and one input."""
 
@@ -56,6 +76,8 @@ class LayerResult:
     weights: tuple[tuple[str, tuple[int, ...]], ...]
     forward: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    steps: tuple[Step, ...] = ()
+    macs: int = 0
 
     @property
     def shapes(self) -> dict[str, tuple[int, ...]]:
@@ -63,6 +85,46 @@ class LayerResult:
 
     def tensor(self, name: str) -> Tensor:
         return next(t for t in self.tensors if t.name == name)
+
+
+class Dtype(str, enum.Enum):
+    float32 = "float32"
+    float16 = "float16"
+    bfloat16 = "bfloat16"
+    float64 = "float64"
+
+
+DTYPE_BYTES = {Dtype.float32: 4, Dtype.float16: 2, Dtype.bfloat16: 2, Dtype.float64: 8}
+
+
+def memory(result: LayerResult, dtype: Dtype | str = Dtype.float32) -> dict[str, int]:
+    """Bytes of the inputs (states included), the outputs and the parameters.
+
+    >>> r = LayerResult("X", {}, (Tensor("input", (2, 3), "", "input"),), (), 5, ())
+    >>> memory(r, "float16")
+    {'inputs': 12, 'outputs': 0, 'parameters': 10}
+    """
+    size = DTYPE_BYTES[Dtype(dtype)]
+    totals = {"inputs": 0, "outputs": 0}
+    for t in result.tensors:
+        if t.role in ("input", "state"):
+            totals["inputs"] += t.numel * size
+        elif t.role == "output":
+            totals["outputs"] += t.numel * size
+    return totals | {"parameters": result.parameters * size}
+
+
+def human_bytes(n: float) -> str:
+    """``1.5 KiB`` style sizes.
+
+    >>> human_bytes(1536), human_bytes(12)
+    ('1.5 KiB', '12 B')
+    """
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
 
 
 def fail(param: str, rule: str, got: object) -> ShapeError:

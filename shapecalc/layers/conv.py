@@ -23,6 +23,7 @@ from math import prod
 from .common import (
     LayerResult,
     ShapeError,
+    Step,
     Tensor,
     as_tuple,
     check_non_negative,
@@ -235,15 +236,19 @@ def conv(
     }
     if transposed:
         params["output_padding"] = output_padding
-    symbols = (
-        ((("N", str(input_shape[0])),) if batched else ())
-        + (
-            ("C_in", str(in_channels)),
-            ("C_out", str(out_channels)),
-            ("groups", str(groups)),
-        )
-        + tuple((f"{s}_out", line) for s, line in zip(sym, lines))
+    symbols = ((("N", str(input_shape[0])),) if batched else ()) + (
+        ("C_in", str(in_channels)),
+        ("C_out", str(out_channels)),
+        ("groups", str(groups)),
     )
+    steps = tuple(
+        Step(f"{s}_out", formula.replace("X_in", f"{s}_in"), arithmetic, value)
+        for s, (formula, arithmetic, value) in zip(sym, lines)
+    )
+    # one multiply-add per weight tap reaching each output (plain) or leaving
+    # each input (transposed) element; bias additions are not counted
+    taps = weight_shape[1] * prod(kernel_size)
+    macs = (prod(input_shape) if transposed else prod(rows[-1].shape)) * taps
     weights = (("weight", weight_shape),) + (
         (("bias", (out_channels,)),) if bias else ()
     )
@@ -255,6 +260,8 @@ def conv(
         parameters=sum(prod(s) for _, s in weights),
         weights=weights,
         forward=fwd,
+        steps=steps,
+        macs=macs,
     )
 
 
@@ -337,6 +344,11 @@ def _forward(spatial, kernel_size, stride, padding, dilation, mode):
         zip(spatial, pads, kernel_size, stride, dilation)
     ):
         span = d * (k - 1) + 1
+        pad, pads_f = (
+            (f"2*{left}", f"2*padding[{i}]")
+            if left == right
+            else (f"{left}+{right}", "padding_left+padding_right")
+        )
         if x + left + right < span:
             raise ShapeError(
                 "kernel_size",
@@ -346,10 +358,31 @@ def _forward(spatial, kernel_size, stride, padding, dilation, mode):
                     f"{x} + padding {left + right} = {x + left + right} in spatial "
                     f"dim {i}"
                 ),
+                steps=(
+                    Step(
+                        "padded input",
+                        f"{SPATIAL[len(spatial)][i]}_in + {pads_f}",
+                        f"{x} + {pad}",
+                        x + left + right,
+                    ),
+                    Step(
+                        "effective kernel",
+                        f"dilation[{i}]*(kernel_size[{i}]-1)+1",
+                        f"{d}*({k}-1)+1",
+                        span,
+                    ),
+                ),
             )
         out = (x + left + right - span) // s + 1
         outs.append(out)
-        lines.append(f"floor(({x} + {left}+{right} - {d}*({k}-1) - 1)/{s} + 1) = {out}")
+        lines.append(
+            (
+                f"floor((X_in + {pads_f} - dilation[{i}]*(kernel_size[{i}]-1) - 1)"
+                f"/stride[{i}] + 1)",
+                f"floor(({x} + {pad} - {d}*({k}-1) - 1)/{s} + 1)",
+                out,
+            )
+        )
     return tuple(outs), lines
 
 
@@ -405,8 +438,8 @@ def _transposed(
                     op,
                 )
     outs, lines = [], []
-    for x, b, op, s, p, d, k in zip(
-        spatial, base, output_padding, stride, padding, dilation, kernel_size
+    for i, (x, b, op, s, p, d, k) in enumerate(
+        zip(spatial, base, output_padding, stride, padding, dilation, kernel_size)
     ):
         out = b + op
         if out < 1:
@@ -418,7 +451,14 @@ def _transposed(
                 out,
             )
         outs.append(out)
-        lines.append(f"({x}-1)*{s} - 2*{p} + {d}*({k}-1) + {op} + 1 = {out}")
+        lines.append(
+            (
+                f"(X_in-1)*stride[{i}] - 2*padding[{i}] + dilation[{i}]*"
+                f"(kernel_size[{i}]-1) + output_padding[{i}] + 1",
+                f"({x}-1)*{s} - 2*{p} + {d}*({k}-1) + {op} + 1",
+                out,
+            )
+        )
     return tuple(outs), lines, fwd
 
 

@@ -23,7 +23,7 @@ import enum
 from collections.abc import Sequence
 from math import prod
 
-from .common import LayerResult, ShapeError, Tensor, fail, fmt_shape
+from .common import LayerResult, ShapeError, Step, Tensor, fail, fmt_shape
 
 
 class Mode(str, enum.Enum):
@@ -152,6 +152,8 @@ def rnn(
         weights=weights,
         forward={"states": states[: 2 if is_lstm else 1]},
         warnings=warnings,
+        steps=_steps(bidirectional, num_layers, hidden_size, proj_size, is_lstm),
+        macs=seq_len * (batch if batched else 1) * _matrix_macs(weights),
     )
 
 
@@ -221,6 +223,8 @@ def rnn_cell(
         parameters=_count(weights),
         weights=tuple(weights),
         forward={"states": states[: 2 if is_lstm else 1]},
+        steps=(Step("H", "hidden_size", str(hidden_size), hidden_size),),
+        macs=(batch if batched else 1) * _matrix_macs(weights),
     )
 
 
@@ -322,6 +326,29 @@ def _layer_weights(mode, input_size, hidden_size, num_layers, bias, d, proj_size
             if proj_size:
                 weights.append((f"weight_hr{sfx}", (proj_size, hidden_size)))
     return tuple(weights)
+
+
+def _steps(bidirectional, num_layers, hidden_size, proj_size, is_lstm):
+    """How D, num_layers and proj_size give each state's shape."""
+    d = 2 if bidirectional else 1
+    h_out = proj_size or hidden_size
+    source = f"proj_size={proj_size}" if proj_size else f"hidden_size={hidden_size}"
+    steps = [
+        Step("D", "2 if bidirectional else 1", f"bidirectional={bidirectional}", d),
+        Step("H_out", "proj_size if proj_size > 0 else hidden_size", source, h_out),
+        Step("rows of h_0, h_n", "D*num_layers", f"{d}*{num_layers}", d * num_layers),
+        Step("features of output", "D*H_out", f"{d}*{h_out}", d * h_out),
+    ]
+    if is_lstm:
+        steps.append(
+            Step("H_cell", "hidden_size (c_0, c_n)", str(hidden_size), hidden_size)
+        )
+    return tuple(steps)
+
+
+def _matrix_macs(weights) -> int:
+    """Multiply-adds of one step: every weight matrix times its vector, once."""
+    return sum(prod(shape) for name, shape in weights if name.startswith("weight"))
 
 
 def _count(weights) -> int:

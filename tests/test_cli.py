@@ -354,7 +354,7 @@ def test_pool_rejection_is_one_line():
                 "3,3,8",
             ],
             "dims is ambiguous for input (3, 3, 8) with in_channels=3: it could be 1-D "
-            "or 2-D; give --dims",
+            "(batched) or 2-D (unbatched); give --dims",
         ),
         (
             [

@@ -254,7 +254,7 @@ def test_infer_dims(x, options, dims):
             (3, 3, 32),
             (),
             "dims is ambiguous for input (3, 3, 32) with in_channels=3: "
-            "it could be 1-D or 2-D; give --dims",
+            "it could be 1-D (batched) or 2-D (unbatched); give --dims",
         ),
         (
             (3, 3, 32),

@@ -154,6 +154,66 @@ def as_tuple(value: int | Sequence[int], n: int, param: str) -> tuple[int, ...]:
     return values
 
 
+SPATIAL = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+def infer_dims(
+    input_shape: Sequence[int],
+    options: Iterable[tuple[str, Any]],
+    channels: int | None = None,
+    spread_ones: bool = False,
+) -> int:
+    """The number of spatial dims: from tuple-valued options, else the input.
+
+    A rank-3 input may be (N, C, L) or (C, H, W), a rank-4 one (N, C, H, W) or
+    (C, D, H, W): a known channel count can tell them apart. With
+    ``spread_ones`` a one-value tuple casts no vote (torch's pooling ops
+    spread it over every dim).
+
+    >>> infer_dims((8, 3, 224, 224), [], channels=3)
+    2
+    """
+    lengths = {
+        name: len(v)
+        for name, v in options
+        if v is not None and not isinstance(v, (int, float, str))
+    }
+    votes = set(lengths.values())
+    if spread_ones and len(votes) > 1:
+        votes.discard(1)
+    if len(votes) > 1:
+        pairs = ", ".join(f"{k} has {v}" for k, v in lengths.items())
+        raise ShapeError(
+            "dims",
+            f"tuple-valued options disagree on the number of spatial dims: {pairs}",
+        )
+    if votes:
+        return votes.pop()
+    return _dims_from_rank(tuple(input_shape), channels)
+
+
+def _dims_from_rank(input_shape: tuple[int, ...], channels: int | None) -> int:
+    rank = len(input_shape)
+    by_rank = [d for d in (1, 2, 3) if rank in (d + 1, d + 2)]
+    if not by_rank:
+        raise fail(
+            "input",
+            "of rank 2 to 5, (C, *spatial) or (N, C, *spatial)",
+            fmt_shape(input_shape),
+        )
+    by_channels = [d for d in by_rank if input_shape[rank - d - 1] == channels]
+    for candidates in (by_channels, by_rank):
+        if len(candidates) == 1:
+            return candidates[0]
+    with_channels = f" with in_channels={channels}" if channels is not None else ""
+    raise ShapeError(
+        "dims",
+        f"dims is ambiguous for input {fmt_shape(input_shape)}"
+        f"{with_channels}: it could be {by_rank[0]}-D (batched) or "
+        f"{by_rank[1]}-D (unbatched); give --dims",
+    )
+
+
 def check_positive(param: str, value: int | Sequence[int]) -> None:
     if (value if isinstance(value, int) else min(value, default=1)) <= 0:
         raise fail(param, "greater than zero", _show(value))

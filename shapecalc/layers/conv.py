@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from math import prod
 
 from .common import (
+    SPATIAL,
     LayerResult,
     ShapeError,
     Step,
@@ -31,6 +32,7 @@ from .common import (
     fail,
     fmt_shape,
 )
+from .common import infer_dims as common_infer_dims
 
 
 class PaddingMode(str, enum.Enum):
@@ -40,7 +42,6 @@ class PaddingMode(str, enum.Enum):
     circular = "circular"
 
 
-SPATIAL = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 # per dims: the input, output and kernel symbols, e.g. "H_in, W_in"
 SYMBOLS = {
     d: (
@@ -63,43 +64,7 @@ def infer_dims(
     >>> infer_dims((8, 3, 224, 224), 3)
     2
     """
-    lengths = {
-        name: len(v)
-        for name, v in tuple_options
-        if v is not None and not isinstance(v, (int, str))
-    }
-    if len(set(lengths.values())) > 1:
-        raise ShapeError(
-            "dims",
-            "tuple-valued options disagree on the number of "
-            f"spatial dims: {_pairs(lengths)}",
-        )
-    if lengths:
-        return next(iter(lengths.values()))
-    rank = len(input_shape)
-    by_rank = [d for d in (1, 2, 3) if rank in (d + 1, d + 2)]
-    by_channels = [
-        d
-        for d in by_rank
-        if (rank == d + 2 and input_shape[1] == in_channels)
-        or (rank == d + 1 and input_shape[0] == in_channels)
-    ]
-    for candidates in (by_channels, by_rank):
-        if len(candidates) == 1:
-            return candidates[0]
-    if not by_rank:
-        raise fail(
-            "input",
-            "of rank 2 to 5, (C_in, *spatial) or (N, C_in, *spatial)",
-            fmt_shape(input_shape),
-        )
-    raise ShapeError(
-        "dims",
-        f"dims is ambiguous for input {fmt_shape(input_shape)}"
-        f" with in_channels={in_channels}: it could be "
-        + " or ".join(f"{d}-D" for d in candidates)
-        + "; give --dims",
-    )
+    return common_infer_dims(input_shape, tuple_options, channels=in_channels)
 
 
 def conv(
@@ -476,7 +441,3 @@ def _padding_for_size(output_size, base, stride, batched, dims):
 
 def _value(choice) -> str:
     return choice.value if isinstance(choice, enum.Enum) else str(choice)
-
-
-def _pairs(mapping: dict[str, int]) -> str:
-    return ", ".join(f"{k} has {v}" for k, v in mapping.items())

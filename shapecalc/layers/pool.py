@@ -26,6 +26,7 @@ from math import isinf
 from typing import Any
 
 from .common import (
+    SPATIAL,
     LayerResult,
     ShapeError,
     Step,
@@ -36,6 +37,7 @@ from .common import (
     fail,
     fmt_shape,
 )
+from .common import infer_dims as common_infer_dims
 
 
 class PoolKind(str, enum.Enum):
@@ -46,7 +48,6 @@ class PoolKind(str, enum.Enum):
     adaptive_avg = "adaptive-avg"
 
 
-SPATIAL = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 CLASS = {
     PoolKind.max: "MaxPool",
     PoolKind.avg: "AvgPool",
@@ -105,40 +106,7 @@ def infer_dims(input_shape: Sequence[int], *tuple_options: tuple[str, Any]) -> i
     >>> infer_dims((8, 3, 32, 32), ("kernel_size", (3, 3)))
     2
     """
-    lengths = {
-        name: len(v) for name, v in tuple_options if isinstance(v, (tuple, list))
-    }
-    votes = set(lengths.values())
-    if len(votes) > 1:
-        votes.discard(1)  # torch's C++ pooling ops spread a one-value tuple
-    if len(votes) > 1:
-        pairs = ", ".join(f"{k} has {v}" for k, v in lengths.items())
-        raise ShapeError(
-            "dims",
-            f"tuple-valued options disagree on the number of spatial dims: {pairs}",
-        )
-    if votes:
-        return votes.pop()
-    return _dims_from_rank(input_shape)
-
-
-def _dims_from_rank(input_shape: Sequence[int]) -> int:
-    rank = len(input_shape)
-    candidates = [d for d in (1, 2, 3) if rank in (d + 1, d + 2)]
-    if not candidates:
-        raise fail(
-            "input",
-            "of rank 2 to 5, (C, *spatial) or (N, C, *spatial)",
-            fmt_shape(input_shape),
-        )
-    if len(candidates) > 1:
-        raise ShapeError(
-            "dims",
-            f"dims is ambiguous for input {fmt_shape(input_shape)}: it could be "
-            f"{candidates[0]}-D (batched) or {candidates[1]}-D (unbatched); "
-            "give --dims",
-        )
-    return candidates[0]
+    return common_infer_dims(input_shape, tuple_options, spread_ones=True)
 
 
 def pool(

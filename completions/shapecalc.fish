@@ -1,0 +1,1 @@
+complete --command shapecalc --no-files --arguments "(env _SHAPECALC_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) shapecalc)" --condition "env _SHAPECALC_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) shapecalc"

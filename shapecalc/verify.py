@@ -152,7 +152,11 @@ def _check_device(torch, device: str) -> None:
 
 
 def _build(torch, result: LayerResult, device: str):
-    return getattr(torch.nn, result.layer)(**result.params, device=device)
+    cls = getattr(torch.nn, result.layer)
+    # pooling layers hold no tensors and take no device argument
+    return (
+        cls(**result.params, device=device) if result.weights else cls(**result.params)
+    )
 
 
 def _run(torch, module, result: LayerResult, device: str) -> dict:

@@ -5,20 +5,26 @@
 (1, 64, 10)
 """
 
-from .layers.common import LayerResult, ShapeError, Tensor
+from .layers.common import Dtype, LayerResult, ShapeError, Step, Tensor, memory
 from .layers.conv import PaddingMode, conv
+from .layers.pool import PoolKind, pool
 from .layers.rnn import Mode, Nonlinearity, rnn, rnn_cell
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Dtype",
     "LayerResult",
     "Mode",
     "Nonlinearity",
     "PaddingMode",
+    "PoolKind",
     "ShapeError",
+    "Step",
     "Tensor",
     "conv",
+    "memory",
+    "pool",
     "rnn",
     "rnn_cell",
 ]

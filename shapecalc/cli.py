@@ -27,10 +27,19 @@ from .render import Format
 EXIT_CODES = """Exit codes: 0 success; 1 a check failed (a --verify mismatch or an
 --expect that does not hold); 2 invalid input or configuration (torch would
 reject it); 3 verification could not run (torch missing, device unavailable)."""
+MACS = """MACs (multiply-adds) count one forward pass of the whole batch (N=1 for an
+unbatched input), one per weight tap. Bias additions, activations, gate products
+and pooling comparisons are not counted (pooling: 0). A conv counts
+C_in/groups*prod(kernel_size) per output element, a transposed conv
+C_out/groups*prod(kernel_size) per input element; a recurrent layer every weight
+matrix (weight_ih, weight_hh, an LSTM projection's weight_hr) once per step and
+sample."""
 
 app = typer.Typer(
     help="Tensor shapes of PyTorch layers, computed before the code is written.\n\n"
-    + EXIT_CODES,
+    + " ".join(EXIT_CODES.split())
+    + "\n\n"
+    + " ".join(MACS.split()),
     no_args_is_help=True,
     add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -128,11 +137,8 @@ DtypeOpt = Annotated[
     typer.Option(
         rich_help_panel=OUTPUT,
         case_sensitive=False,
-        help="Element type for the memory figures. MACs count one forward pass "
-        "of the whole batch (N=1 unbatched), one per weight tap; bias additions, "
-        "activations and pooling comparisons are not counted; a transposed conv "
-        "counts each input element times C_out/groups*prod(kernel_size), an LSTM "
-        "projection its proj_size*hidden_size per step.",
+        help="Element type for the memory figures of the cost line (how MACs "
+        "are counted: shapecalc --help).",
     ),
 ]
 
@@ -285,8 +291,10 @@ def rnn_command(
     explain: ExplainOpt = False,
     dtype: DtypeOpt = Dtype.float32,
 ) -> None:
-    """Shapes of nn.RNN, nn.LSTM, nn.GRU and their cells: input, h_0, c_0, output,
-    h_n, c_n, with parameter counts."""
+    """Shapes of nn.RNN, nn.LSTM, nn.GRU and their cells.
+
+    Input, h_0, c_0, output, h_n and c_n with the formula of each, and the
+    parameters per layer and direction."""
 
     def compute() -> LayerResult:
         x = _rnn_input(cell, input_size, batch_first, input_shape, seq_len, batch)
@@ -451,8 +459,9 @@ def conv_command(
     explain: ExplainOpt = False,
     dtype: DtypeOpt = Dtype.float32,
 ) -> None:
-    """Shapes of nn.Conv1d/2d/3d and nn.ConvTranspose1d/2d/3d: input, weight,
-    bias and output, with the formula of each output dim."""
+    """Shapes of nn.Conv1d/2d/3d and nn.ConvTranspose1d/2d/3d.
+
+    Input, weight, bias and output, with the formula of each output dim."""
 
     def compute() -> LayerResult:
         if not transposed:
@@ -607,8 +616,10 @@ def pool_command(
     explain: ExplainOpt = False,
     dtype: DtypeOpt = Dtype.float32,
 ) -> None:
-    """Shapes of nn.MaxPool, nn.AvgPool, nn.LPPool and the adaptive pools in 1-3
-    dims: input, output (and indices), with the formula of each output dim."""
+    """Shapes of max, average, power-average and adaptive pooling in 1-3 dims.
+
+    nn.MaxPool, nn.AvgPool, nn.LPPool, nn.AdaptiveMaxPool and nn.AdaptiveAvgPool:
+    input, output (and indices), with the formula of each output dim."""
 
     def compute() -> LayerResult:
         def ints(value, name):
@@ -709,6 +720,10 @@ def _run(compute, options: Options) -> None:
             + (verified.error or "torch returned other shapes"),
             file=sys.stderr,
         )
+    elif verified is not None and fmt in (Format.plain, Format.shape):
+        # these formats hold data only: say on stderr that the check ran
+        for line in render.verdict(verified).splitlines():
+            print(f"shapecalc: {line}", file=sys.stderr)
     if failures or (verified is not None and not verified.ok):
         raise typer.Exit(1)
 
@@ -741,7 +756,8 @@ def run() -> None:
         code = app(standalone_mode=False)
     except typer.TyperException as exc:
         message = exc.format_message() if hasattr(exc, "format_message") else exc
-        print(f"shapecalc: error: {message}", file=sys.stderr)
+        if str(message):  # empty when the help was shown for a bare command
+            print(f"shapecalc: error: {message}", file=sys.stderr)
         sys.exit(getattr(exc, "exit_code", 2))
     except typer.Abort:
         sys.exit(130)
@@ -778,13 +794,15 @@ def check_command(
             "--quiet/--no-quiet",
             "-q",
             rich_help_panel=OUTPUT,
-            help="Table format: list only entries that did not pass.",
+            help="List only the entries that did not pass (table and plain).",
         ),
     ] = False,
 ) -> None:
-    """Check every layer of spec files: exit 0 when all pass, 1 when an expectation
-    or verification fails, 2 when a file or entry is invalid (the others still run
-    and are reported), 3 when verification cannot run."""
+    """Check every layer listed in spec files (TOML or JSON).
+
+    Exit 0 when all pass, 1 when an expectation or verification fails, 2 when a
+    file or entry is invalid (the others still run and are reported), 3 when
+    verification cannot run."""
     from . import render, specs
 
     fmt = fmt or render.default_format()

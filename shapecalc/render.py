@@ -178,7 +178,7 @@ def _table(result: LayerResult, verified, explain: bool, dtype: Dtype) -> None:
         console.print(_weights_table(result, verified))
     console.print(_cost_line(result, dtype), soft_wrap=True)
     if verified is not None:
-        console.print(_verdict(verified))
+        console.print(verdict(verified))
 
 
 def _explained(step: Step) -> str:
@@ -200,13 +200,14 @@ def _cost_line(result: LayerResult, dtype: Dtype) -> str:
     )
 
 
-def _verdict(verified) -> str:
+def verdict(verified) -> str:
+    """One line on how verification went, and the meta device's caveat."""
     if verified.error:
-        text = f"verified on {verified.device}: {verified.error}"
+        text = f"verification on {verified.device} failed: {verified.error}"
+    elif verified.ok:
+        text = f"verified on {verified.device}: every shape agrees with torch"
     else:
-        text = f"verified on {verified.device}: " + (
-            "every shape agrees with torch" if verified.ok else "torch disagrees (✗)"
-        )
+        text = f"verified on {verified.device}: torch disagrees (✗)"
     return text + (f"\nnote: {verified.note}" if verified.note else "")
 
 
@@ -317,12 +318,14 @@ def show_report(outcomes, counts: dict[str, int], fmt: Format, quiet=False) -> N
         print(json.dumps(report, separators=(",", ":")))
     elif fmt in (Format.plain, Format.shape):
         for o in outcomes:
+            if quiet and o.status == "pass":
+                continue
             name = o.entry.name if o.entry else "-"
             if fmt is Format.shape:
                 shape = o.result.shapes[output_name(o.result)] if o.result else ()
-                print(f"{o.file}\t{name}\t{csv_shape(shape)}")
+                print(f"{o.location}\t{name}\t{csv_shape(shape)}")
             else:
-                print(f"{o.file}\t{name}\t{o.layer}\t{o.status}\t{o.detail}")
+                print(f"{o.location}\t{name}\t{o.layer}\t{o.status}\t{o.detail}")
     else:
         _report_table(outcomes, total, quiet)
 
@@ -337,7 +340,7 @@ def _report_table(outcomes, total: str, quiet: bool) -> None:
     for o in outcomes:
         if quiet and o.status == "pass":
             continue
-        name = f"{o.file}:{o.entry.name}" if o.entry else o.file
+        name = f"{o.location} {o.entry.name}" if o.entry else o.file
         style = STATUS_STYLE[o.status]
         table.add_row(name, o.layer, f"[{style}]{o.status}[/]", o.detail)
     console = Console(highlight=False)
@@ -372,6 +375,9 @@ def write_junit(outcomes, path: str) -> None:
             suite = suites[o.file] = ET.SubElement(root, "testsuite", name=o.file)
         name = o.entry.name if o.entry else "(file)"
         case = ET.SubElement(suite, "testcase", classname=o.file, name=name)
+        if o.entry and o.entry.line:
+            case.set("file", o.file)
+            case.set("line", str(o.entry.line))
         if o.status != "pass":
             tag = "failure" if o.status == "fail" else "error"
             ET.SubElement(case, tag, message=o.detail).text = o.detail

@@ -58,11 +58,6 @@ class Entry:
     def name(self) -> str:
         return str(self.data.get("name") or f"#{self.index + 1}")
 
-    @property
-    def where(self) -> str:
-        line = f":{self.line}" if self.line else ""
-        return f"{self.file}{line} entry {self.name}"
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -75,6 +70,12 @@ class Outcome:
     result: LayerResult | None = None
     verified: Any = None
     failures: tuple[str, ...] = field(default=())
+
+    @property
+    def location(self) -> str:
+        """The file, and the line the entry starts on where it is known."""
+        line = self.entry.line if self.entry else None
+        return f"{self.file}:{line}" if line else self.file
 
     @property
     def layer(self) -> str:
@@ -97,8 +98,10 @@ def load(path: str, text: str | None = None) -> list[Entry]:
             text = sys.stdin.read() if path == "-" else Path(path).read_text()
     except OSError as exc:
         raise SpecError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    head = text.lstrip()[:2]
+    # TOML spec files open with a [[layer]] header or a comment, JSON with { or [
     is_json = path.endswith(".json") or (
-        not path.endswith(".toml") and text.lstrip()[:1] in ("{", "[")
+        not path.endswith(".toml") and head[:1] in ("{", "[") and head != "[["
     )
     data = _parse_json(name, text) if is_json else _parse_toml(name, text)
     layers = data if isinstance(data, list) else data.get("layer")
@@ -108,9 +111,10 @@ def load(path: str, text: str | None = None) -> list[Entry]:
             '([[layer]] tables in TOML, "layer": [...] in JSON)'
         )
     lines = _entry_lines(text, is_json)
+    if len(lines) != len(layers):  # an entry without "type", say: lines unknown
+        lines = [None] * len(layers)
     return [
-        Entry(name, i, lines[i] if i < len(lines) else None, item)
-        for i, item in enumerate(layers)
+        Entry(name, i, line, item) for i, (line, item) in enumerate(zip(lines, layers))
     ]
 
 
@@ -229,7 +233,7 @@ def _pattern(name: str, want: Any) -> Pattern:
 
 
 def _invalid(entry: Entry, message: str) -> Outcome:
-    return Outcome(entry, entry.file, "invalid", f"{entry.where}: {message}")
+    return Outcome(entry, entry.file, "invalid", message)
 
 
 def _summary(result: LayerResult) -> str:

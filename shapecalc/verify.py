@@ -106,7 +106,7 @@ def verify(
                 False,
                 {},
                 None,
-                error=f"torch rejected it: {message}",
+                error=f"torch raised {type(exc).__name__}: {message}",
                 note=note,
             )
     shapes |= {name: tuple(getattr(module, name).shape) for name, _ in result.weights}

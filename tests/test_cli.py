@@ -254,7 +254,7 @@ def test_pool_rejection_is_one_line():
                 "--input-shape",
                 "12,64,9",
             ],
-            "input must be of size input_size=10 in its last dim, got (12, 64, 9)",
+            "input must have input_size=10 features in its last dim, got (12, 64, 9)",
         ),
         (
             [
@@ -354,7 +354,7 @@ def test_pool_rejection_is_one_line():
                 "3,3,8",
             ],
             "dims is ambiguous for input (3, 3, 8) with in_channels=3: it could be 1-D "
-            "(batched) or 2-D (unbatched); give --dims",
+            "(batched) or 2-D (unbatched); give dims (--dims)",
         ),
         (
             [
@@ -379,11 +379,12 @@ def test_invalid_configuration_is_one_line_and_exit_2(args, message):
 
 
 def test_invalid_configuration_in_json_prints_an_error_object():
-    result = invoke(*CONV[:-1], "8,4,224,224", "--dims", "2", "--format", "json")
+    # no dim reading puts 3 channels anywhere: read as batched, like torch
+    result = invoke(*CONV[:-1], "8,4,224,224", "--format", "json")
     assert result.exit_code == 2
     assert json.loads(result.stdout) == {
-        "error": "input must be of 3 channels (in_channels) in dim 1, got "
-        "(8, 4, 224, 224)",
+        "error": "input must have 3 channels (in_channels) in dim 1 for Conv2d, "
+        "got (8, 4, 224, 224)",
         "param": "input",
     }
 
@@ -547,3 +548,37 @@ def test_help_documents_every_option_and_the_exit_codes(command):
             assert param.default is None or "[default:" in result.stdout
     top = runner.invoke(app, ["--help"], env={"COLUMNS": "200"}).stdout
     assert "2 invalid input or configuration" in top
+
+
+def test_bare_command_shows_help_without_an_empty_error_line():
+    proc = subprocess.run(
+        [sys.executable, "-m", "shapecalc"], capture_output=True, text=True, check=False
+    )
+    assert "Usage: shapecalc" in proc.stdout
+    assert "error" not in proc.stderr
+
+
+@needs_torch
+def test_plain_verify_says_on_stderr_that_it_ran():
+    result = invoke(*CONV, "--verify", "--device", "meta", "--format", "shape")
+    assert (result.exit_code, result.stdout) == (0, "8,16,112,112\n")
+    assert result.stderr.splitlines()[0] == (
+        "shapecalc: verified on meta: every shape agrees with torch"
+    )
+
+
+def test_mode_and_input_shape_in_torch_spelling():
+    result = invoke(
+        "rnn",
+        "--mode",
+        "LSTM",
+        "--input-size",
+        "10",
+        "--hidden-size",
+        "5",
+        "--input-shape",
+        "torch.Size([12, 64, 10])",
+        "-f",
+        "shape",
+    )
+    assert (result.exit_code, result.stdout) == (0, "12,64,5\n")

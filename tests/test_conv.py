@@ -188,7 +188,7 @@ REJECTED = [
         dict(in_channels=3, out_channels=4, kernel_size=(3, 3)),
         (1, 4, 8, 8),
         "input",
-        "input must be of 3 channels (in_channels) in dim 1, got (1, 4, 8, 8)",
+        "input must have 3 channels (in_channels) in dim 1 for Conv2d, got (1, 4, 8, 8)",
     ),
     (
         dict(in_channels=3, out_channels=4, kernel_size=5),
@@ -254,7 +254,7 @@ def test_infer_dims(x, options, dims):
             (3, 3, 32),
             (),
             "dims is ambiguous for input (3, 3, 32) with in_channels=3: "
-            "it could be 1-D (batched) or 2-D (unbatched); give --dims",
+            "it could be 1-D (batched) or 2-D (unbatched); give dims (--dims)",
         ),
         (
             (3, 3, 32),

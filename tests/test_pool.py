@@ -434,14 +434,14 @@ def test_infer_dims(x, options, dims):
             (),
             "dims",
             "dims is ambiguous for input (8, 3, 32): it could be "
-            "1-D (batched) or 2-D (unbatched); give --dims",
+            "1-D (batched) or 2-D (unbatched); give dims (--dims)",
         ),
         (
             (8, 3, 32, 32),
             (),
             "dims",
             "dims is ambiguous for input (8, 3, 32, 32): it "
-            "could be 2-D (batched) or 3-D (unbatched); give --dims",
+            "could be 2-D (batched) or 3-D (unbatched); give dims (--dims)",
         ),
         (
             (8, 3, 32),

@@ -82,7 +82,7 @@ REJECTED = [
         dict(input_size=10, hidden_size=5),
         (12, 64, 9),
         "input",
-        "input must be of size input_size=10 in its last dim, got (12, 64, 9)",
+        "input must have input_size=10 features in its last dim, got (12, 64, 9)",
     ),
     (
         dict(input_size=10, hidden_size=5, hx_shape=(64, 5)),

@@ -71,7 +71,7 @@ def test_failing_expectation_exits_1_with_the_difference(tmp_path):
     result = check(path, "--format", "plain")
     assert result.exit_code == 1
     assert result.stdout == (
-        f"{path}\tstem\tConv2d\tfail\toutput expected "
+        f"{path}:2\tstem\tConv2d\tfail\toutput expected "
         "(8, 16, 30, 30), computed (8, 16, 32, 32)\n"
     )
 
@@ -82,8 +82,12 @@ def test_a_bad_entry_is_reported_and_the_others_still_run(tmp_path):
     assert result.exit_code == 2
     report = json.loads(result.stdout)
     assert [e["status"] for e in report["entries"]] == ["pass", "invalid", "fail"]
-    assert report["entries"][1]["detail"] == (
-        f"{path}:12 entry bad-proj: proj_size must be smaller than hidden_size=3, got 3"
+    bad = report["entries"][1]
+    assert (bad["file"], bad["line"], bad["entry"], bad["detail"]) == (
+        path,
+        12,
+        "bad-proj",
+        "proj_size must be smaller than hidden_size=3, got 3",
     )
     assert report["entries"][2]["entry"] == "#3"
     assert report["summary"] == {"passed": 1, "failed": 1, "invalid": 1}
@@ -177,7 +181,7 @@ def test_stdin_json_and_wildcards():
     }
     result = check("-", "--format", "plain", stdin=json.dumps(spec))
     assert result.exit_code == 0
-    assert result.stdout == "<stdin>\t#1\tLSTM\tpass\toutput (7, 2, 4)\n"
+    assert result.stdout == "<stdin>:1\t#1\tLSTM\tpass\toutput (7, 2, 4)\n"
 
 
 def test_junit_xml_parses_and_counts(tmp_path):
@@ -211,3 +215,43 @@ def test_entry_lines_point_at_each_layer_table():
     entries = load("x.toml", MIXED_TOML)
     assert [e.line for e in entries] == [2, 12, 20]
     assert totals(run_files([str(EXAMPLE)])) == {"passed": 4, "failed": 0, "invalid": 0}
+
+
+def test_stdin_toml_and_quiet_plain():
+    result = check("-", "--format", "plain", "-q", stdin=MIXED_TOML)
+    assert result.exit_code == 2
+    assert [line.split("\t")[:4] for line in result.stdout.splitlines()] == [
+        ["<stdin>:12", "bad-proj", "LSTM", "invalid"],
+        ["<stdin>:20", "#3", "GRU", "fail"],
+    ]
+
+
+def test_json_entry_lines_are_dropped_when_they_cannot_be_trusted(tmp_path):
+    # the second entry has no "type": counting "type" keys would misplace lines
+    path = write(
+        tmp_path,
+        "t.json",
+        json.dumps(
+            {
+                "layer": [
+                    {
+                        "type": "GRU",
+                        "input_size": 2,
+                        "hidden_size": 2,
+                        "input_shape": [1, 2],
+                    },
+                    {"input_shape": [1]},
+                ]
+            },
+            indent=1,
+        ),
+    )
+    assert [o.entry.line for o in run_files([path])] == [None, None]
+
+
+def test_junit_testcases_carry_file_and_line(tmp_path):
+    path = write(tmp_path, "m.toml", MIXED_TOML)
+    xml = tmp_path / "r.xml"
+    check(path, "--format", "plain", "--junit-xml", str(xml))
+    lines = [c.get("line") for c in ET.parse(xml).getroot().iter("testcase")]
+    assert lines == ["2", "12", "20"]

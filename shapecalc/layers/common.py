@@ -205,12 +205,16 @@ def _dims_from_rank(input_shape: tuple[int, ...], channels: int | None) -> int:
     for candidates in (by_channels, by_rank):
         if len(candidates) == 1:
             return candidates[0]
+    if channels is not None and not by_channels:
+        # neither reading has in_channels where it belongs: read the input as
+        # batched, like torch's own message for the wrong channel count
+        return rank - 2
     with_channels = f" with in_channels={channels}" if channels is not None else ""
     raise ShapeError(
         "dims",
         f"dims is ambiguous for input {fmt_shape(input_shape)}"
         f"{with_channels}: it could be {by_rank[0]}-D (batched) or "
-        f"{by_rank[1]}-D (unbatched); give --dims",
+        f"{by_rank[1]}-D (unbatched); give dims (--dims)",
     )
 
 
@@ -235,9 +239,12 @@ def parse_ints(text: str, param: str, wildcard: bool = False) -> tuple[int | Non
 
     >>> parse_ints("12x64x10", "input_shape")
     (12, 64, 10)
+    >>> parse_ints("torch.Size([8, 3, 224, 224])", "input_shape")
+    (8, 3, 224, 224)
     >>> parse_ints("8,*,-1", "expect", wildcard=True)
     (8, None, None)
     """
+    text = re.sub(r"^\s*torch\.Size\((.*)\)\s*$", r"\1", text)  # as torch prints it
     token = r"\s*(?:-?\d+|\*)\s*"
     form = rf"\s*[(\[]?(?:{token}(?:[,x ]{token})*,?)?[)\]]?\s*"
     if not re.fullmatch(form, text):

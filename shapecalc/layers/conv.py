@@ -132,11 +132,10 @@ def conv(
     check_positive("kernel_size", kernel_size)
     channels = input_shape[-dims - 1]
     if channels != in_channels:
-        raise fail(
+        raise ShapeError(
             "input",
-            f"of {in_channels} channels (in_channels) in dim "
-            f"{len(input_shape) - dims - 1}",
-            fmt_shape(input_shape),
+            f"input must have {in_channels} channels (in_channels) in dim "
+            f"{len(input_shape) - dims - 1} for {layer}, got {fmt_shape(input_shape)}",
         )
     if any(x < 1 for x in spatial):
         raise fail("input", "non-empty in every spatial dim", fmt_shape(input_shape))

@@ -69,7 +69,7 @@ def rnn(
     >>> r.shapes["output"], r.shapes["h_n"]
     ((5, 64, 10), (8, 64, 5))
     """
-    mode = Mode(mode)
+    mode = _mode(mode)
     nonlinearity = _check_nonlinearity(mode, nonlinearity)
     _check_constructor(mode, input_size, hidden_size, num_layers, dropout, proj_size)
     warnings = ()
@@ -80,12 +80,7 @@ def rnn(
     if len(input_shape) not in (2, 3):
         raise fail("input", "2-D (L, H_in) or 3-D (batched)", fmt_shape(input_shape))
     batched = len(input_shape) == 3
-    if input_shape[-1] != input_size:
-        raise fail(
-            "input",
-            f"of size input_size={input_size} in its last dim",
-            fmt_shape(input_shape),
-        )
+    _check_features(input_shape, input_size)
     seq_len = input_shape[1 if batched and batch_first else 0]
     batch = (input_shape[0] if batch_first else input_shape[1]) if batched else None
     if seq_len < 1:
@@ -172,7 +167,7 @@ def rnn_cell(
     >>> rnn_cell((3, 10), input_size=10, hidden_size=20, mode="lstm").shapes["c_1"]
     (3, 20)
     """
-    mode = Mode(mode)
+    mode = _mode(mode)
     nonlinearity = _check_nonlinearity(mode, nonlinearity)
     # Cells check nothing in their constructor: a size of 0 gives empty tensors.
     for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
@@ -183,12 +178,7 @@ def rnn_cell(
     if len(input_shape) not in (1, 2):
         raise fail("input", "1-D (H_in) or 2-D (N, H_in)", fmt_shape(input_shape))
     batched = len(input_shape) == 2
-    if input_shape[-1] != input_size:
-        raise fail(
-            "input",
-            f"of size input_size={input_size} in its last dim",
-            fmt_shape(input_shape),
-        )
+    _check_features(input_shape, input_size)
     batch = input_shape[0] if batched else None
     state = ((batch,) if batched else ()) + (hidden_size,)
     is_lstm = mode is Mode.lstm
@@ -226,6 +216,22 @@ def rnn_cell(
         steps=(Step("H", "hidden_size", str(hidden_size), hidden_size),),
         macs=(batch if batched else 1) * _matrix_macs(weights),
     )
+
+
+def _mode(mode: Mode | str) -> Mode:
+    try:
+        return Mode(str(getattr(mode, "value", mode)).lower())
+    except ValueError:
+        raise fail("mode", "one of rnn, lstm, gru", repr(mode)) from None
+
+
+def _check_features(input_shape: tuple[int, ...], input_size: int) -> None:
+    if input_shape[-1] != input_size:
+        raise ShapeError(
+            "input",
+            f"input must have input_size={input_size} features "
+            f"in its last dim, got {fmt_shape(input_shape)}",
+        )
 
 
 def _check_nonlinearity(mode: Mode, nonlinearity: Nonlinearity | str) -> Nonlinearity:

@@ -753,7 +753,7 @@ def _parse_expect(items: list[str]) -> dict[str, Pattern]:
 def run() -> None:
     """Console entry point: usage errors become one line on stderr, exit 2."""
     try:
-        code = app(standalone_mode=False)
+        code = app(prog_name="shapecalc", standalone_mode=False)
     except typer.TyperException as exc:
         message = exc.format_message() if hasattr(exc, "format_message") else exc
         if str(message):  # empty when the help was shown for a bare command

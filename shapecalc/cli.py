@@ -1,6 +1,5 @@
 """The command line: options in, one core call, one render out. No math here."""
 
-from __future__ import annotations
 
 import sys
 from dataclasses import dataclass

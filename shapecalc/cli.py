@@ -1,6 +1,8 @@
 """The command line: options in, one core call, one render out. No math here."""
 
-
+import json
+import os
+import signal
 import sys
 from dataclasses import dataclass
 from typing import Annotated
@@ -17,6 +19,7 @@ from .layers.common import (
     parse_int_or_tuple,
     parse_ints,
     parse_shape,
+    split_tokens,
 )
 from .layers.conv import PaddingMode, conv
 from .layers.pool import PoolKind, pool
@@ -249,6 +252,7 @@ def rnn_command(
     seq_len: Annotated[
         int | None,
         typer.Option(
+            min=0,
             rich_help_panel=INPUT,
             show_default=False,
             help="L, instead of --input-shape (not for --cell).",
@@ -257,6 +261,7 @@ def rnn_command(
     batch: Annotated[
         int | None,
         typer.Option(
+            min=0,
             rich_help_panel=INPUT,
             show_default=False,
             help="N, with --seq-len (or alone for --cell); omit for an unbatched "
@@ -299,6 +304,8 @@ def rnn_command(
         x = _rnn_input(cell, input_size, batch_first, input_shape, seq_len, batch)
         hx = parse_shape(hx_shape, "hx_shape") if hx_shape else None
         cx = parse_shape(cx_shape, "cx_shape") if cx_shape else None
+        if mode is not Mode.rnn:
+            _reject_set(ctx, f"for --mode {mode.value}", "nonlinearity")
         if cell:
             _reject_set(
                 ctx,
@@ -312,8 +319,6 @@ def rnn_command(
             return rnn_cell(
                 x, input_size, hidden_size, mode, nonlinearity, bias, hx, cx
             )
-        if mode is not Mode.rnn:
-            _reject_set(ctx, f"for --mode {mode.value}", "nonlinearity")
         return rnn(
             x,
             input_size,
@@ -647,13 +652,12 @@ def _output_size(text: str | None):
     """``7``, ``7,7`` or ``7,none`` (None keeps that input dim)."""
     if text is None:
         return None
-    parts = [p.strip() for p in text.strip("()[] ").replace("x", ",").split(",")]
-    if len(parts) > 1 and all(p.lower() == "none" or p for p in parts):
-        return tuple(
-            None if p.lower() == "none" else parse_int_or_tuple(p, "output_size")
-            for p in parts
-        )
-    return parse_int_or_tuple(text, "output_size")
+    tokens = split_tokens(text, "output_size")
+    if len(tokens) == 1 and "," not in text:
+        return parse_int_or_tuple(text, "output_size")
+    return tuple(
+        None if t.lower() == "none" else parse_ints(t, "output_size")[0] for t in tokens
+    )
 
 
 def _rnn_input(cell, input_size, batch_first, input_shape, seq_len, batch):
@@ -739,28 +743,77 @@ def _verify(result, device, max_memory):
     return verify(result, device, parse_size(max_memory))
 
 
-def _parse_expect(items: list[str]) -> dict[str, Pattern]:
-    expectations = {}
+def _parse_expect(items: list[str]) -> list[tuple[str, Pattern]]:
+    expectations = []
     for item in items:
         name, sep, shape = item.partition("=")
         if not sep:
             raise ShapeError("expect", f"expect must be NAME=SHAPE, got {item!r}")
-        expectations[name.strip()] = parse_ints(shape, "expect", wildcard=True)
+        expectations.append((name.strip(), parse_ints(shape, "expect", wildcard=True)))
     return expectations
 
 
 def run() -> None:
-    """Console entry point: usage errors become one line on stderr, exit 2."""
+    """Console entry point: usage errors become one line on stderr, exit 2;
+    output that cannot be written ends the run quietly (a closed pipe, 141) or
+    with one line (exit 2); anything else unexpected is one line and exit 70."""
+    if hasattr(signal, "SIGPIPE"):
+        # a closed pipe ends us as it ends cat or grep (141), never as exit 1,
+        # which scripts read as "a check failed"
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         code = app(prog_name="shapecalc", standalone_mode=False)
     except typer.TyperException as exc:
-        message = exc.format_message() if hasattr(exc, "format_message") else exc
-        if str(message):  # empty when the help was shown for a bare command
-            print(f"shapecalc: error: {message}", file=sys.stderr)
+        message = str(exc.format_message() if hasattr(exc, "format_message") else exc)
+        if message:  # empty when the help was shown for a bare command
+            _usage_error(message)
         sys.exit(getattr(exc, "exit_code", 2))
     except typer.Abort:
         sys.exit(130)
+    except BrokenPipeError:
+        _silence_stdout()
+        sys.exit(141)  # as a process killed by SIGPIPE
+    except OSError as exc:
+        _silence_stdout()
+        print(f"shapecalc: error: cannot write the output: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as exc:  # noqa: BLE001 - never a traceback, but say it is ours
+        if os.environ.get("SHAPECALC_DEBUG"):
+            raise
+        print(
+            f"shapecalc: internal error: {type(exc).__name__}: {exc} (a bug in "
+            "shapecalc; SHAPECALC_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        sys.exit(70)
+    _flush_or_exit()
     sys.exit(code or 0)
+
+
+def _usage_error(message: str) -> None:
+    """One line on stderr; a JSON object on stdout too when JSON was asked for."""
+    print(f"shapecalc: error: {message}", file=sys.stderr)
+    args = [a.lower() for a in sys.argv[1:]]
+    pairs = zip(args, args[1:] + [""])
+    if "--format=json" in args or any(
+        a in ("--format", "-f") and b == "json" for a, b in pairs
+    ):
+        print(json.dumps({"error": message, "param": None}))
+
+
+def _flush_or_exit() -> None:
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        sys.exit(141)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's own final flush stays quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
 
 
 @app.command("check")
@@ -806,6 +859,8 @@ def check_command(
 
     fmt = fmt or render.default_format()
     try:
+        if junit_xml:
+            _writable(junit_xml)
         checker = _entry_verifier(device, max_memory) if verify else None
         show_bar = verify and sys.stderr.isatty() and fmt is Format.table
         outcomes = specs.run_files(
@@ -820,13 +875,35 @@ def check_command(
     counts = specs.totals(outcomes)
     render.show_report(outcomes, counts, fmt, quiet)
     if junit_xml:
-        render.write_junit(outcomes, junit_xml)
+        try:
+            render.write_junit(outcomes, junit_xml)
+        except OSError as exc:
+            print(
+                f"shapecalc: error: cannot write --junit-xml {junit_xml}: "
+                f"{exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            raise typer.Exit(2) from None
     if counts["invalid"] or counts["failed"]:
         raise typer.Exit(2 if counts["invalid"] else 1)
 
 
+def _writable(path: str) -> None:
+    """Fail before the run, not after it, when the report cannot be written."""
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        raise ShapeError(
+            "junit_xml",
+            f"junit_xml must be a writable file, got {path!r} ({exc.strerror or exc})",
+        ) from None
+
+
 def _entry_verifier(device: str, max_memory: str):
-    from .verify import parse_size, verify
+    """Checks the options once, before any entry runs, then verifies each."""
+    from .verify import check_device_name, parse_size, verify
 
     limit = parse_size(max_memory)
+    check_device_name(device)
     return lambda result: verify(result, device, limit)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .layers.common import LayerResult, ShapeError, fmt_shape
 
 Pattern = tuple[int | None, ...]
@@ -12,11 +14,16 @@ def known_names(result: LayerResult) -> dict[str, tuple[int, ...]]:
     return result.shapes | dict(result.weights)
 
 
-def check(expectations: dict[str, Pattern], result: LayerResult) -> tuple[str, ...]:
-    """One message per expectation that does not hold; ShapeError for a bad name."""
+def check(
+    expectations: Iterable[tuple[str, Pattern]], result: LayerResult
+) -> tuple[str, ...]:
+    """One message per expectation that does not hold; ShapeError for a bad name.
+
+    Pairs, not a dict: two expectations on one tensor are both checked.
+    """
     shapes = known_names(result)
     failures = []
-    for name, pattern in expectations.items():
+    for name, pattern in expectations:
         if name not in shapes:
             names = list(shapes)
             shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")

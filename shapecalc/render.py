@@ -33,7 +33,8 @@ class Format(str, enum.Enum):
 
 def default_format() -> Format:
     """A table on a terminal; tab-separated lines when piped, as scripts expect."""
-    return Format.table if sys.stdout.isatty() else Format.plain
+    terminal = sys.stdout is not None and sys.stdout.isatty()
+    return Format.table if terminal else Format.plain
 
 
 def csv_shape(shape) -> str:
@@ -207,7 +208,7 @@ def verdict(verified) -> str:
     elif verified.ok:
         text = f"verified on {verified.device}: every shape agrees with torch"
     else:
-        text = f"verified on {verified.device}: torch disagrees (✗)"
+        text = f"verified on {verified.device}: torch disagrees ({marks()[1]})"
     return text + (f"\nnote: {verified.note}" if verified.note else "")
 
 
@@ -246,14 +247,25 @@ def _param_mark(result: LayerResult, verified) -> str:
     if verified is None or verified.parameters is None:
         return ""
     ok = verified.parameters == result.parameters
-    return f", torch: {verified.parameters:,} {'✓' if ok else '✗'}"
+    return f", torch: {verified.parameters:,} {marks()[0 if ok else 1]}"
 
 
 def _mark(got, want) -> str:
     """A tick when torch agrees; torch's own shape when it does not."""
     if got is None:
         return "-"
-    return "✓" if tuple(got) == tuple(want) else f"✗ {fmt_shape(got)}"
+    yes, no = marks()
+    return yes if tuple(got) == tuple(want) else f"{no} {fmt_shape(got)}"
+
+
+def marks() -> tuple[str, str]:
+    """✓ and ✗ where stdout can encode them, else plain letters."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    try:
+        "✓✗".encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return "ok", "x"
+    return "✓", "✗"
 
 
 def call_repr(result: LayerResult) -> str:
@@ -332,6 +344,7 @@ def show_report(outcomes, counts: dict[str, int], fmt: Format, quiet=False) -> N
 
 def _report_table(outcomes, total: str, quiet: bool) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table()
@@ -342,7 +355,10 @@ def _report_table(outcomes, total: str, quiet: bool) -> None:
             continue
         name = f"{o.location} {o.entry.name}" if o.entry else o.file
         style = STATUS_STYLE[o.status]
-        table.add_row(name, o.layer, f"[{style}]{o.status}[/]", o.detail)
+        # names and details come from spec files: shown as written, not markup
+        table.add_row(
+            escape(name), escape(o.layer), f"[{style}]{o.status}[/]", escape(o.detail)
+        )
     console = Console(highlight=False)
     if table.rows:
         console.print(table)

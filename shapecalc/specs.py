@@ -22,7 +22,7 @@ from typing import Any
 import tomllib
 
 from .expect import Pattern, check
-from .layers.common import LayerResult, ShapeError, fmt_shape
+from .layers.common import INT64, LayerResult, ShapeError, fmt_shape
 from .layers.conv import conv
 from .layers.pool import CLASS as POOL_CLASSES
 from .layers.pool import pool
@@ -43,6 +43,17 @@ LAYERS: dict[str, Callable[..., LayerResult]] = {
     },
 }
 RESERVED = {"type", "name", "expect"}
+FIXED = {"dims", "transposed", "mode", "kind", "cell"}  # implied by "type"
+FLAGS = {
+    "bias",
+    "batch_first",
+    "bidirectional",
+    "ceil_mode",
+    "count_include_pad",
+    "return_indices",
+}
+NUMBERS = {"dropout", "norm_type"}
+WORDS = {"nonlinearity", "padding_mode"}
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,8 @@ class Entry:
 
     @property
     def name(self) -> str:
-        return str(self.data.get("name") or f"#{self.index + 1}")
+        name = self.data.get("name") if isinstance(self.data, dict) else None
+        return printable(str(name or f"#{self.index + 1}"))
 
 
 @dataclass(frozen=True)
@@ -75,15 +87,29 @@ class Outcome:
     def location(self) -> str:
         """The file, and the line the entry starts on where it is known."""
         line = self.entry.line if self.entry else None
-        return f"{self.file}:{line}" if line else self.file
+        return printable(f"{self.file}:{line}" if line else self.file)
 
     @property
     def layer(self) -> str:
         return (
             self.result.layer
             if self.result
-            else str((self.entry.data.get("type") if self.entry else None) or "-")
+            else printable(str(_get(self.entry.data, "type") if self.entry else "-"))
         )
+
+
+def printable(text: str) -> str:
+    """Control characters escaped, so that a name cannot forge a line or a
+    column of the plain report, nor break the XML of a JUnit one."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode() for c in text
+    )
+
+
+def _get(data: Any, key: str) -> Any:
+    return (data.get(key) if isinstance(data, dict) else None) or "-"
 
 
 class SpecError(ValueError):
@@ -92,19 +118,28 @@ class SpecError(ValueError):
 
 def load(path: str, text: str | None = None) -> list[Entry]:
     """Entries of one file (``-`` reads stdin); SpecError if it cannot be parsed."""
-    name = "<stdin>" if path == "-" else path
+    name = display_name(path)
     try:
-        if text is None:
-            text = sys.stdin.read() if path == "-" else Path(path).read_text()
+        if text is None:  # TOML and JSON files are UTF-8, whatever the locale
+            raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+            text = raw.decode("utf-8")
     except OSError as exc:
         raise SpecError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            f"{name}: cannot read: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     head = text.lstrip()[:2]
     # TOML spec files open with a [[layer]] header or a comment, JSON with { or [
     is_json = path.endswith(".json") or (
         not path.endswith(".toml") and head[:1] in ("{", "[") and head != "[["
     )
     data = _parse_json(name, text) if is_json else _parse_toml(name, text)
-    layers = data if isinstance(data, list) else data.get("layer")
+    layers = (
+        data
+        if isinstance(data, list)
+        else (data.get("layer") if isinstance(data, dict) else None)
+    )
     if not isinstance(layers, list) or not layers:
         raise SpecError(
             f"{name}: a spec must list its entries under 'layer' "
@@ -118,11 +153,17 @@ def load(path: str, text: str | None = None) -> list[Entry]:
     ]
 
 
+def display_name(path: str) -> str:
+    return "<stdin>" if path == "-" else printable(path)
+
+
 def _parse_json(name: str, text: str):
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise SpecError(f"{name}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except (RecursionError, ValueError) as exc:  # nesting or digits past limits
+        raise SpecError(f"{name}: invalid JSON: {_first_line(exc)}") from None
 
 
 def _parse_toml(name: str, text: str):
@@ -132,6 +173,13 @@ def _parse_toml(name: str, text: str):
         match = re.search(r"\(at line (\d+)", str(exc))
         line = f":{match.group(1)}" if match else ""
         raise SpecError(f"{name}{line}: invalid TOML: {exc}") from None
+    except (RecursionError, ValueError) as exc:
+        raise SpecError(f"{name}: invalid TOML: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def _entry_lines(text: str, is_json: bool) -> list[int]:
@@ -151,7 +199,8 @@ def run_entry(entry: Entry, verify: Callable | None = None) -> Outcome:
         return _invalid(entry, "an entry must be a table of parameters")
     try:
         result = compute(entry.data)
-        failures = check(expectations(entry.data.get("expect") or {}), result)
+        wanted = expectations(entry.data.get("expect") or {})
+        failures = check(wanted.items(), result)
         verified = verify(result) if verify else None
     except ShapeError as exc:
         return _invalid(entry, str(exc))
@@ -160,19 +209,20 @@ def run_entry(entry: Entry, verify: Callable | None = None) -> Outcome:
             verified.error or f"torch on {verified.device} returned other shapes",
         )
     if failures:
-        return Outcome(
-            entry, entry.file, "fail", "; ".join(failures), result, verified, failures
-        )
+        detail = printable("; ".join(failures))
+        return Outcome(entry, entry.file, "fail", detail, result, verified, failures)
     return Outcome(entry, entry.file, "pass", _summary(result), result, verified)
 
 
 def compute(data: dict[str, Any]) -> LayerResult:
     """The LayerResult of one entry's parameters."""
     layer = data.get("type")
-    if layer not in LAYERS:
+    if not isinstance(layer, str) or layer not in LAYERS:
         raise ShapeError(
             "type", f"type must be one of {', '.join(LAYERS)}, got {layer!r}"
         )
+    for key in FIXED.intersection(data):  # these would pick another class
+        raise ShapeError(key, f"{key} is not a parameter of {layer}")
     kwargs = {k: _value(k, v) for k, v in data.items() if k not in RESERVED}
     if "input_shape" not in kwargs:
         raise ShapeError(
@@ -191,23 +241,38 @@ def compute(data: dict[str, Any]) -> LayerResult:
 
 
 def _value(key: str, value: Any) -> Any:
-    """Lists become tuples (``null`` or ``"none"`` items: None, as adaptive pools'
-    output_size takes); anything but numbers, booleans and strings is refused."""
-    if isinstance(value, list):
-        items = value
-        if key == "output_size":
-            items = [
-                None if v is None or str(v).lower() == "none" else v for v in value
-            ]
-        if not all(type(v) is int or (v is None and items is not value) for v in items):
+    """A parameter checked against the type torch takes; lists become tuples."""
+    if key in FLAGS:
+        if type(value) is not bool:
+            raise ShapeError(key, f"{key} must be true or false, got {value!r}")
+        return value
+    if key in NUMBERS:
+        if type(value) not in (int, float):
+            raise ShapeError(key, f"{key} must be a number, got {value!r}")
+        return value
+    if key in WORDS or (key == "padding" and isinstance(value, str)):
+        if not isinstance(value, str):
+            raise ShapeError(key, f"{key} must be a string, got {value!r}")
+        return value
+    if isinstance(value, list) and key not in ("input_shape", "hx_shape", "cx_shape"):
+        return tuple(_integer(key, v, none=key == "output_size") for v in value)
+    if key in ("input_shape", "hx_shape", "cx_shape"):
+        if not isinstance(value, list) or any(type(v) is not int for v in value):
             raise ShapeError(key, f"{key} must be a list of integers, got {value!r}")
-        return tuple(items)
-    if value is None or not isinstance(value, (int, float, str, bool)):
+        return tuple(_integer(key, v) for v in value)
+    return _integer(key, value)
+
+
+def _integer(key: str, value: Any, none: bool = False) -> int | None:
+    """An int that fits in int64 (None too where adaptive pools take it)."""
+    if none and (value is None or str(value).lower() == "none"):
+        return None
+    if type(value) is not int:
         raise ShapeError(
-            key,
-            f"{key} must be a number, a boolean, a string or a "
-            f"list of integers, got {value!r}",
+            key, f"{key} must be an integer or a list of integers, got {value!r}"
         )
+    if not -INT64 < value < INT64:
+        raise ShapeError(key, f"{key} must fit in int64, got {value}")
     return value
 
 
@@ -233,7 +298,7 @@ def _pattern(name: str, want: Any) -> Pattern:
 
 
 def _invalid(entry: Entry, message: str) -> Outcome:
-    return Outcome(entry, entry.file, "invalid", message)
+    return Outcome(entry, entry.file, "invalid", printable(message))
 
 
 def _summary(result: LayerResult) -> str:
@@ -242,7 +307,7 @@ def _summary(result: LayerResult) -> str:
 
 
 def file_error(path: str, message: str) -> Outcome:
-    return Outcome(None, path, "invalid", message)
+    return Outcome(None, printable(path), "invalid", printable(message))
 
 
 def run_files(
@@ -254,7 +319,7 @@ def run_files(
         try:
             loaded += load(path)
         except SpecError as exc:
-            loaded.append(file_error(path, str(exc)))
+            loaded.append(file_error(display_name(path), str(exc)))
     step = progress(len(loaded)) if progress else (lambda: None)
     outcomes = []
     for item in loaded:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
+from fractions import Fraction
 
-from .layers.common import LayerResult, ShapeError, human_bytes
+from .layers.common import LayerResult, ShapeError, human_bytes, quoted
 
 BYTES_PER_ELEMENT = 4  # torch's default dtype, float32
 DEFAULT_MAX_MEMORY = 2 * 1024**3
@@ -58,14 +59,16 @@ def parse_size(text: str) -> int:
     >>> parse_size("512MiB")
     536870912
     """
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
     unit = match and match.group(2).lower()
     if not match or unit not in _UNITS:
         raise ShapeError(
             "max_memory",
-            f"max_memory must be a size such as 2GiB, 512MiB or 1000000, got {text!r}",
+            "max_memory must be a size such as 2GiB, 512MiB or 1000000, got "
+            + quoted(text),
         )
-    return int(float(match.group(1)) * _UNITS[unit])
+    # exact arithmetic: a float would overflow on a few hundred digits
+    return int(Fraction(match.group(1)) * _UNITS[unit])
 
 
 def estimate_bytes(result: LayerResult) -> int:
@@ -130,14 +133,24 @@ def _import_torch():
         raise VerifyUnavailable(
             "torch is not installed; install it with: pip install 'shapecalc[torch]'"
         ) from None
+    except Exception as exc:  # noqa: BLE001 - a broken install raises anything
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise VerifyUnavailable(
+            f"torch could not be imported: {type(exc).__name__}: {reason}"
+        ) from None
     return torch
 
 
-def _check_device(torch, device: str) -> None:
-    if not re.fullmatch(r"cpu|meta|cuda(:\d+)?", device):
+def check_device_name(device: str) -> None:
+    """cpu, cuda, cuda:N or meta: what --device takes, checked without torch."""
+    if not re.fullmatch(r"cpu|meta|cuda(:[0-9]+)?", device):
         raise ShapeError(
-            "device", f"device must be cpu, cuda, cuda:N or meta, got {device!r}"
+            "device", f"device must be cpu, cuda, cuda:N or meta, got {quoted(device)}"
         )
+
+
+def _check_device(torch, device: str) -> None:
+    check_device_name(device)
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise VerifyUnavailable(

@@ -188,8 +188,8 @@ REJECTED = [
         dict(in_channels=3, out_channels=4, kernel_size=(3, 3)),
         (1, 4, 8, 8),
         "input",
-        "input must have 3 channels (in_channels) in dim 1 for Conv2d, got "
-        "(1, 4, 8, 8)",
+        "input must have 3 channels (in_channels) in dim 1 for Conv2d (2-D from "
+        "kernel_size=(3, 3)), got (1, 4, 8, 8)",
     ),
     (
         dict(in_channels=3, out_channels=4, kernel_size=5),

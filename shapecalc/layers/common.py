@@ -117,14 +117,18 @@ def memory(result: LayerResult, dtype: Dtype | str = Dtype.float32) -> dict[str,
 def human_bytes(n: float) -> str:
     """``1.5 KiB`` style sizes.
 
-    >>> human_bytes(1536), human_bytes(12)
-    ('1.5 KiB', '12 B')
+    >>> human_bytes(1536), human_bytes(12), human_bytes(2**1001).endswith(" TiB")
+    ('1.5 KiB', '12 B', True)
     """
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    power = 0
+    while power < len(units) - 1 and n >= 1024 ** (power + 1):
+        power += 1
+    if power == 0:
+        return f"{n:,.0f} B"
+    if n > 2**1000:  # too big for a float: whole units
+        return f"{n // 1024**power:,} {units[power]}"
+    return f"{n / 1024**power:,.1f} {units[power]}"
 
 
 def fail(param: str, rule: str, got: object) -> ShapeError:
@@ -188,7 +192,14 @@ def infer_dims(
             f"tuple-valued options disagree on the number of spatial dims: {pairs}",
         )
     if votes:
-        return votes.pop()
+        dims = votes.pop()
+        if dims not in (1, 2, 3):
+            name = next(k for k, v in lengths.items() if v == dims)
+            raise ShapeError(
+                name,
+                f"{name} must have 1 to 3 values (one per spatial dim), got {dims}",
+            )
+        return dims
     return _dims_from_rank(tuple(input_shape), channels)
 
 
@@ -232,6 +243,17 @@ def _show(value: int | Sequence[int]) -> str:
     return str(value) if isinstance(value, int) else fmt_shape(value)
 
 
+INT64 = 2**63  # torch sizes are int64
+
+
+def quoted(text: str, limit: int = 60) -> str:
+    """repr() of what the user typed, cut short when it is long."""
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+_SEPARATOR = re.compile(r"(?<=[0-9])\s*x\s*(?=[-0-9*])|\s*,\s*|\s+")
+
+
 def parse_ints(text: str, param: str, wildcard: bool = False) -> tuple[int | None, ...]:
     """Integers from ``12,64,10``, ``12x64x10``, ``(12, 64, 10)`` or ``[12 64 10]``.
 
@@ -244,28 +266,44 @@ def parse_ints(text: str, param: str, wildcard: bool = False) -> tuple[int | Non
     >>> parse_ints("8,*,-1", "expect", wildcard=True)
     (8, None, None)
     """
-    text = re.sub(r"^\s*torch\.Size\((.*)\)\s*$", r"\1", text)  # as torch prints it
-    token = r"\s*(?:-?\d+|\*)\s*"
-    form = rf"\s*[(\[]?(?:{token}(?:[,x ]{token})*,?)?[)\]]?\s*"
-    if not re.fullmatch(form, text):
-        raise fail(param, "integers separated by ',' or 'x'", repr(text))
-    values = [
-        None if t in ("*", "-1") and wildcard else t
-        for t in re.findall(r"-?\d+|\*", text)
-    ]
-    if "*" in values:
-        raise fail(param, "integers separated by ',' or 'x'", repr(text))
-    values = [v if v is None else int(v) for v in values]
-    if not values:
-        raise fail(param, "at least one integer", repr(text))
+    values = []
+    for token in split_tokens(text, param):
+        if wildcard and token in ("*", "-1"):
+            values.append(None)
+        elif not re.fullmatch(r"-?[0-9]+", token, flags=re.ASCII):
+            raise fail(param, "integers separated by ',' or 'x'", quoted(text))
+        elif len(token.lstrip("-")) > 19 or not -INT64 < int(token) < INT64:
+            raise fail(param, "made of sizes that fit in int64", quoted(text))
+        else:
+            values.append(int(token))
+    if wildcard and any(v is not None and v < 0 for v in values):
+        raise fail(param, "made of sizes >= 0, * or -1 (any size)", quoted(text))
     return tuple(values)
+
+
+def split_tokens(text: str, param: str) -> list[str]:
+    """The items of a tuple as typed: brackets, torch.Size(...) and separators off.
+
+    Written without nested repetition, so that no input makes it slow.
+    """
+    body = text.strip()
+    if body.startswith("torch.Size(") and body.endswith(")"):
+        body = body[len("torch.Size(") : -1].strip()
+    if body[:1] + body[-1:] in ("()", "[]"):
+        body = body[1:-1].strip()
+    if body.endswith(","):
+        body = body[:-1].strip()  # a trailing comma, as in the tuple (3,)
+    tokens = _SEPARATOR.split(body) if body else []
+    if not tokens or "" in tokens:
+        raise fail(param, "one or more integers separated by ',' or 'x'", quoted(text))
+    return tokens
 
 
 def parse_shape(text: str, param: str) -> tuple[int, ...]:
     """A tensor shape: one or more sizes, each zero or greater."""
     shape = parse_ints(text, param)
     if any(n < 0 for n in shape):
-        raise fail(param, "made of sizes >= 0", repr(text))
+        raise fail(param, "made of sizes >= 0", quoted(text))
     return shape  # type: ignore[return-value]
 
 

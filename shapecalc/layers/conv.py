@@ -90,15 +90,24 @@ def conv(
     (8, 16, 112, 112)
     """
     input_shape = tuple(input_shape)
+    options = (
+        ("kernel_size", kernel_size),
+        ("stride", stride),
+        ("padding", padding),
+        ("dilation", dilation),
+        ("output_padding", output_padding),
+    )
+    origin = ""
     if dims is None:
-        dims = infer_dims(
-            input_shape,
-            in_channels,
-            ("kernel_size", kernel_size),
-            ("stride", stride),
-            ("padding", padding),
-            ("dilation", dilation),
-            ("output_padding", output_padding),
+        dims = infer_dims(input_shape, in_channels, *options)
+        # say which option made the layer this many-dimensional
+        origin = next(
+            (
+                f" ({dims}-D from {name}={value})"
+                for name, value in options
+                if isinstance(value, tuple)
+            ),
+            "",
         )
     if dims not in (1, 2, 3):
         raise fail("dims", "1, 2 or 3", dims)
@@ -125,7 +134,7 @@ def conv(
     )
     pads = padding if isinstance(padding, str) else as_tuple(padding, dims, "padding")
 
-    batched = _check_input_rank(layer, input_shape, dims)
+    batched = _check_input_rank(layer + origin, input_shape, dims)
     spatial = input_shape[-dims:]
     check_positive("stride", stride)
     check_positive("dilation", dilation)
@@ -135,7 +144,8 @@ def conv(
         raise ShapeError(
             "input",
             f"input must have {in_channels} channels (in_channels) in dim "
-            f"{len(input_shape) - dims - 1} for {layer}, got {fmt_shape(input_shape)}",
+            f"{len(input_shape) - dims - 1} for {layer}{origin}, got "
+            f"{fmt_shape(input_shape)}",
         )
     if any(x < 1 for x in spatial):
         raise fail("input", "non-empty in every spatial dim", fmt_shape(input_shape))

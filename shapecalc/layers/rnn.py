@@ -77,6 +77,8 @@ def rnn(
         warnings = (DROPOUT_WARNING.format(dropout, num_layers),)
 
     input_shape = tuple(input_shape)
+    if any(n < 0 for n in input_shape):
+        raise fail("input", "made of sizes >= 0", fmt_shape(input_shape))
     if len(input_shape) not in (2, 3):
         raise fail("input", "2-D (L, H_in) or 3-D (batched)", fmt_shape(input_shape))
     batched = len(input_shape) == 3
@@ -175,6 +177,8 @@ def rnn_cell(
             raise fail(name, "zero or greater", value)
 
     input_shape = tuple(input_shape)
+    if any(n < 0 for n in input_shape):
+        raise fail("input", "made of sizes >= 0", fmt_shape(input_shape))
     if len(input_shape) not in (1, 2):
         raise fail("input", "1-D (H_in) or 2-D (N, H_in)", fmt_shape(input_shape))
     batched = len(input_shape) == 2

@@ -1,0 +1,363 @@
+"""Odd input never gives a traceback, a wrong answer or a wrong exit code.
+
+Each case here was found by trying to break the command line; the expected
+outcome is what a script or a CI job can rely on.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+from typer.testing import CliRunner
+
+from shapecalc.cli import app
+from shapecalc.layers.common import quoted
+
+runner = CliRunner()
+CONV = ["conv", "--in-channels", "3", "--out-channels", "16", "--kernel-size", "3"]
+
+
+def shapecalc(*args, **kwargs):
+    """A real process, as a shell runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "shapecalc", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        **kwargs,
+    )
+
+
+def one_error_line(result, message):
+    assert result.stderr == f"shapecalc: error: {message}\n"
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--input-shape", "1,3," + "9" * 30 + ",8"],
+            "input_shape must be made of sizes that fit in int64, got '1,3,"
+            "999999999999999999999999999999,8'",
+        ),
+        (
+            ["--input-shape", "1,3," + "1" * 5000],
+            "input_shape must be made of sizes that fit in int64, got "
+            + quoted("1,3," + "1" * 5000),
+        ),
+        (
+            ["--input-shape", "1,3,8,8", "--padding", "1,2,3"],
+            "input must have 3 channels (in_channels) in dim 0 for Conv3d (3-D from "
+            "padding=(1, 2, 3)), got (1, 3, 8, 8)".replace(
+                "(1, 3, 8, 8)", "(1, 3, 8, 8)"
+            ),
+        ),
+        (
+            ["--input-shape", "1,3,8,8", "--stride", "1,1,1,1"],
+            "stride must have 1 to 3 values (one per spatial dim), got 4",
+        ),
+        (
+            ["--input-shape", "[1,3,8,8)"],
+            "input_shape must be integers separated by ',' or 'x', got '[1,3,8,8)'",
+        ),
+        (
+            ["--input-shape", "1,3,8,8", "--expect", "output=-2,16,6,6"],
+            "expect must be made of sizes >= 0, * or -1 (any size), got '-2,16,6,6'",
+        ),
+    ],
+)
+def test_conv_input_errors(args, message):
+    result = runner.invoke(app, [*CONV, *args])
+    assert result.exit_code == 2
+    one_error_line(result, message)
+
+
+def test_parsing_is_fast_on_adversarial_separators():
+    # nested repetition in a regex once made this take minutes
+    result = shapecalc(
+        *CONV,
+        "--input-shape",
+        "1,3,8,8",
+        "--kernel-size",
+        "1   " * 40 + "!",
+        timeout=30,
+    )
+    assert result.returncode == 2
+
+
+def test_negative_batch_is_refused():
+    result = runner.invoke(
+        app,
+        [
+            "rnn",
+            "--input-size",
+            "10",
+            "--hidden-size",
+            "5",
+            "--seq-len",
+            "3",
+            "--batch",
+            "-5",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "-5 is not in the range x>=0" in result.stdout + result.stderr
+
+
+def test_lstm_cell_refuses_nonlinearity_like_lstm():
+    result = runner.invoke(
+        app,
+        [
+            "rnn",
+            "--mode",
+            "lstm",
+            "--cell",
+            "--nonlinearity",
+            "tanh",
+            "--input-size",
+            "3",
+            "--hidden-size",
+            "4",
+        ],
+    )
+    assert result.exit_code == 2
+    one_error_line(result, "--nonlinearity does not apply for --mode lstm")
+
+
+def test_every_expectation_on_one_tensor_is_checked():
+    result = runner.invoke(
+        app,
+        [
+            *CONV,
+            "--input-shape",
+            "8,3,32,32",
+            "--format",
+            "shape",
+            "--expect",
+            "output=1,1,1,1",
+            "--expect",
+            "output=8,16,30,30",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "output expected (1, 1, 1, 1)" in result.stderr
+
+
+def test_huge_shapes_print_a_whole_table():
+    big = str(2**62)
+    result = runner.invoke(
+        app,
+        [*CONV, "--input-shape", f"8,3,{big},{big}", "--format", "table"],
+        env={"COLUMNS": "300"},
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "TiB" in result.stdout and "cost:" in result.stdout
+
+
+def test_max_memory_with_hundreds_of_digits():
+    result = runner.invoke(
+        app,
+        [
+            *CONV,
+            "--input-shape",
+            "1,3,8,8",
+            "--verify",
+            "--device",
+            "meta",
+            "--max-memory",
+            "9" * 400,
+            "--format",
+            "shape",
+        ],
+    )
+    assert (result.exit_code, result.stdout) == (0, "1,16,6,6\n")
+
+
+def test_usage_errors_under_json_still_print_a_json_object():
+    result = shapecalc("conv", "--in-channels", "x", "--format", "json")
+    assert result.returncode == 2
+    assert json.loads(result.stdout) == {
+        "error": "Invalid value for '--in-channels': 'x' is not a valid int.",
+        "param": None,
+    }
+
+
+def test_closed_pipe_and_full_disk():
+    pipe = subprocess.run(
+        f"{sys.executable} -m shapecalc check examples/model.shapes.toml --format "
+        "plain | head -c 0; echo ${PIPESTATUS[0]}",
+        shell=True,
+        executable="bash",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert pipe.stdout.strip() in ("0", "141")  # 0 when it all fit in the pipe
+    assert "Traceback" not in pipe.stderr
+    with open(os.devnull, "w") as devnull:
+        closed = subprocess.run(
+            [sys.executable, "-m", "shapecalc", *CONV, "--input-shape", "1,3,8,8"],
+            stdout=devnull,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    assert (closed.returncode, closed.stderr) == (0, "")
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run(
+                [sys.executable, "-m", "shapecalc", *CONV, "--input-shape", "1,3,8,8"],
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+                check=False,
+            )
+        assert proc.returncode == 2
+        assert proc.stderr.startswith("shapecalc: error: cannot write the output:")
+
+
+def test_a_broken_torch_install_exits_3(tmp_path):
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "__init__.py").write_text("raise OSError('libtorch.so')\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    result = shapecalc(*CONV, "--input-shape", "1,3,8,8", "--verify", env=env)
+    assert result.returncode == 3
+    assert result.stderr == (
+        "shapecalc: error: torch could not be imported: OSError: libtorch.so\n"
+    )
+
+
+SPECS = [
+    ('{"layer": [1, "x", null]}', ["an entry must be a table of parameters"] * 3),
+    ("5", ["a spec must list its entries under 'layer'"]),
+    ('{"layer": [{"type": ["Conv2d"], "input_shape": [1]}]}', ["type must be one of"]),
+    ("[" * 100000 + "]" * 100000, ["invalid JSON: maximum recursion depth"]),
+    (
+        '{"layer": [{"type": "GRU", "input_size": ' + "1" * 5000 + "}]}",
+        ["invalid JSON: Exceeds the limit (4300 digits)"],
+    ),
+]
+
+
+@pytest.mark.parametrize("text, details", SPECS, ids=range(len(SPECS)))
+def test_malformed_json_specs_are_invalid_not_tracebacks(tmp_path, text, details):
+    path = tmp_path / "s.json"
+    path.write_text(text)
+    result = runner.invoke(app, ["check", str(path), "--format", "json"])
+    assert result.exit_code == 2
+    entries = json.loads(result.stdout)["entries"]
+    assert [e["status"] for e in entries] == ["invalid"] * len(details)
+    for entry, detail in zip(entries, details):
+        assert detail in entry["detail"]
+
+
+def test_binary_garbage_is_not_utf8(tmp_path):
+    path = tmp_path / "g.toml"
+    path.write_bytes(bytes(range(128, 256)))
+    result = runner.invoke(app, ["check", str(path), "--format", "plain"])
+    assert result.exit_code == 2
+    assert "cannot read: not UTF-8 text" in result.stdout
+
+
+TOML_ENTRIES = [
+    ('type = "Conv2d"\ndims = 3', "dims is not a parameter of Conv2d"),
+    ('type = "Conv2d"\ntransposed = true', "transposed is not a parameter of Conv2d"),
+    ('type = "RNN"\nmode = "lstm"', "mode is not a parameter of RNN"),
+    ('type = "MaxPool2d"\nkind = "avg"', "kind is not a parameter of MaxPool2d"),
+    (
+        'type = "Conv2d"\nin_channels = 3.0',
+        "in_channels must be an integer or a list of integers, got 3.0",
+    ),
+    (
+        'type = "Conv2d"\nkernel_size = true',
+        "kernel_size must be an integer or a list of integers, got True",
+    ),
+    ('type = "LSTM"\nbias = 1', "bias must be true or false, got 1"),
+    ('type = "RNN"\ndropout = "0.5"', "dropout must be a number, got '0.5'"),
+    (
+        'type = "GRU"\ninput_shape = "1,10"',
+        "input_shape must be a list of integers, got '1,10'",
+    ),
+]
+
+
+@pytest.mark.parametrize("body, detail", TOML_ENTRIES)
+def test_spec_values_of_the_wrong_type(tmp_path, body, detail):
+    path = tmp_path / "t.toml"
+    path.write_text(
+        f"[[layer]]\n{body}\ninput_shape = [1, 3, 8, 8]\n"
+        if "input_shape" not in body
+        else f"[[layer]]\n{body}\n"
+    )
+    result = runner.invoke(app, ["check", str(path), "--format", "plain"])
+    assert result.exit_code == 2
+    assert result.stdout.rstrip("\n").split("\t")[3:] == ["invalid", detail]
+
+
+def test_names_cannot_forge_lines_markup_or_xml(tmp_path):
+    path = tmp_path / "n.json"
+    forged = "a\nfake.toml\tx\tConv2d\tpass\x1b[31m"
+    path.write_text(
+        json.dumps(
+            {
+                "layer": [
+                    {
+                        "name": forged,
+                        "type": "Conv1d",
+                        "in_channels": 1,
+                        "out_channels": 1,
+                        "kernel_size": 1,
+                        "input_shape": [1, 1, 4],
+                    },
+                    {"name": "[/bold]", "type": "Nope", "input_shape": [1]},
+                ]
+            }
+        )
+    )
+    plain = runner.invoke(app, ["check", str(path), "--format", "plain"])
+    assert len(plain.stdout.splitlines()) == 2
+    assert "a\\nfake.toml\\tx\\tConv2d\\tpass\\x1b[31m" in plain.stdout
+    table = runner.invoke(
+        app, ["check", str(path), "--format", "table"], env={"COLUMNS": "300"}
+    )
+    assert table.exit_code == 2 and "[/bold]" in table.stdout
+    xml = tmp_path / "r.xml"
+    runner.invoke(app, ["check", str(path), "--junit-xml", str(xml)])
+    assert ET.parse(xml).getroot().get("tests") == "2"
+
+
+def test_junit_xml_into_a_directory_fails_before_the_run(tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "check",
+            "examples/model.shapes.toml",
+            "--junit-xml",
+            str(tmp_path),
+            "--format",
+            "plain",
+        ],
+    )
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert "junit_xml must be a writable file" in result.stderr
+
+
+def test_bad_device_for_check_is_one_error_not_one_per_entry():
+    result = runner.invoke(
+        app,
+        [
+            "check",
+            "examples/model.shapes.toml",
+            "--verify",
+            "--device",
+            "tpu",
+            "--format",
+            "plain",
+        ],
+    )
+    assert (result.exit_code, result.stdout) == (2, "")
+    one_error_line(result, "device must be cpu, cuda, cuda:N or meta, got 'tpu'")

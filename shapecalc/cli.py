@@ -48,6 +48,13 @@ app = typer.Typer(
 )
 
 LAYER, INPUT, OUTPUT, CHECK = "Layer", "Input", "Output", "Checks"
+
+
+def option(panel: str, *param_decls: str, **kwargs):
+    """A typer option listed under one of the help panels above."""
+    return typer.Option(*param_decls, rich_help_panel=panel, **kwargs)
+
+
 DEVICES = ["cpu", "cuda", "meta"]
 
 
@@ -75,10 +82,10 @@ def main(
 # Options shared by every layer command.
 FormatOpt = Annotated[
     Format | None,
-    typer.Option(
+    option(
+        OUTPUT,
         "--format",
         "-f",
-        rich_help_panel=OUTPUT,
         case_sensitive=False,
         help="table for people; json (one object), plain (name<TAB>shape lines) or "
         "shape (the output shape alone) for scripts. Default: table on a terminal, "
@@ -88,10 +95,10 @@ FormatOpt = Annotated[
 ]
 ExpectOpt = Annotated[
     list[str] | None,
-    typer.Option(
+    option(
+        CHECK,
         "--expect",
         metavar="NAME=SHAPE",
-        rich_help_panel=CHECK,
         show_default=False,
         help="Exit 1 unless tensor NAME has SHAPE (e.g. output=8,16,112,112; * or -1 "
         "matches any size). Repeatable.",
@@ -99,18 +106,18 @@ ExpectOpt = Annotated[
 ]
 VerifyOpt = Annotated[
     bool,
-    typer.Option(
+    option(
+        CHECK,
         "--verify/--no-verify",
-        rich_help_panel=CHECK,
         help="Build the real torch module, run one forward pass and compare every "
         "shape (needs torch).",
     ),
 ]
 DeviceOpt = Annotated[
     str,
-    typer.Option(
+    option(
+        CHECK,
         "--device",
-        rich_help_panel=CHECK,
         autocompletion=lambda: DEVICES,
         help="Where --verify runs: cpu, cuda, cuda:N, or meta (shapes only, "
         "no memory).",
@@ -118,26 +125,26 @@ DeviceOpt = Annotated[
 ]
 MaxMemoryOpt = Annotated[
     str,
-    typer.Option(
+    option(
+        CHECK,
         "--max-memory",
-        rich_help_panel=CHECK,
         help="Refuse to --verify on cpu/cuda when the tensors need more than this "
         "(e.g. 2GiB, 512MiB, 1000000).",
     ),
 ]
 ExplainOpt = Annotated[
     bool,
-    typer.Option(
+    option(
+        OUTPUT,
         "--explain/--no-explain",
-        rich_help_panel=OUTPUT,
         help="Work out each output size with your numbers (and, for a rejected "
         "configuration, the arithmetic that breaks the rule).",
     ),
 ]
 DtypeOpt = Annotated[
     Dtype,
-    typer.Option(
-        rich_help_panel=OUTPUT,
+    option(
+        OUTPUT,
         case_sensitive=False,
         help="Element type for the memory figures of the cost line (how MACs "
         "are counted: shapecalc --help).",
@@ -163,86 +170,65 @@ def rnn_command(
     ctx: typer.Context,
     input_size: Annotated[
         int,
-        typer.Option(
-            help="H_in: features of each input step.",
-            rich_help_panel=LAYER,
-            show_default=False,
-        ),
+        option(LAYER, help="H_in: features of each input step.", show_default=False),
     ],
     hidden_size: Annotated[
-        int,
-        typer.Option(
-            help="H: features of the hidden state.",
-            rich_help_panel=LAYER,
-            show_default=False,
-        ),
+        int, option(LAYER, help="H: features of the hidden state.", show_default=False)
     ],
     mode: Annotated[
         Mode,
-        typer.Option(
+        option(
+            LAYER,
             help="rnn (nn.RNN), lstm (nn.LSTM) or gru (nn.GRU).",
-            rich_help_panel=LAYER,
             case_sensitive=False,
         ),
     ] = Mode.rnn,
     cell: Annotated[
         bool,
-        typer.Option(
+        option(
+            LAYER,
             "--cell/--no-cell",
-            rich_help_panel=LAYER,
             help="One step of nn.RNNCell, nn.LSTMCell or nn.GRUCell instead.",
         ),
     ] = False,
-    num_layers: Annotated[
-        int, typer.Option(help="Stacked recurrent layers.", rich_help_panel=LAYER)
-    ] = 1,
+    num_layers: Annotated[int, option(LAYER, help="Stacked recurrent layers.")] = 1,
     nonlinearity: Annotated[
         Nonlinearity,
-        typer.Option(
-            help="Activation of nn.RNN / nn.RNNCell.",
-            rich_help_panel=LAYER,
-            case_sensitive=False,
-        ),
+        option(LAYER, help="Activation of nn.RNN / nn.RNNCell.", case_sensitive=False),
     ] = Nonlinearity.tanh,
     bias: Annotated[
-        bool,
-        typer.Option(
-            "--bias/--no-bias", help="Learn bias_ih and bias_hh.", rich_help_panel=LAYER
-        ),
+        bool, option(LAYER, "--bias/--no-bias", help="Learn bias_ih and bias_hh.")
     ] = True,
     batch_first: Annotated[
         bool,
-        typer.Option(
+        option(
+            LAYER,
             "--batch-first/--no-batch-first",
-            rich_help_panel=LAYER,
             help="Input and output are (N, L, H); never applies to h_0/c_0.",
         ),
     ] = False,
     dropout: Annotated[
-        float,
-        typer.Option(
-            help="Dropout between stacked layers, in [0, 1].", rich_help_panel=LAYER
-        ),
+        float, option(LAYER, help="Dropout between stacked layers, in [0, 1].")
     ] = 0.0,
     bidirectional: Annotated[
         bool,
-        typer.Option(
+        option(
+            LAYER,
             "--bidirectional/--no-bidirectional",
-            rich_help_panel=LAYER,
             help="Run both directions: D = 2.",
         ),
     ] = False,
     proj_size: Annotated[
         int,
-        typer.Option(
+        option(
+            LAYER,
             help="LSTM only: project h to this size (0 = off); c keeps hidden_size.",
-            rich_help_panel=LAYER,
         ),
     ] = 0,
     input_shape: Annotated[
         str | None,
-        typer.Option(
-            rich_help_panel=INPUT,
+        option(
+            INPUT,
             show_default=False,
             metavar="SHAPE",
             help="The input tensor, e.g. 12,64,10 or 12x64x10, read as torch reads it "
@@ -251,18 +237,18 @@ def rnn_command(
     ] = None,
     seq_len: Annotated[
         int | None,
-        typer.Option(
+        option(
+            INPUT,
             min=0,
-            rich_help_panel=INPUT,
             show_default=False,
             help="L, instead of --input-shape (not for --cell).",
         ),
     ] = None,
     batch: Annotated[
         int | None,
-        typer.Option(
+        option(
+            INPUT,
             min=0,
-            rich_help_panel=INPUT,
             show_default=False,
             help="N, with --seq-len (or alone for --cell); omit for an unbatched "
             "input.",
@@ -270,8 +256,8 @@ def rnn_command(
     ] = None,
     hx_shape: Annotated[
         str | None,
-        typer.Option(
-            rich_help_panel=INPUT,
+        option(
+            INPUT,
             show_default=False,
             metavar="SHAPE",
             help="The h_0 (cells: hx) you intend to pass; a wrong one is rejected with "
@@ -280,8 +266,8 @@ def rnn_command(
     ] = None,
     cx_shape: Annotated[
         str | None,
-        typer.Option(
-            rich_help_panel=INPUT,
+        option(
+            INPUT,
             show_default=False,
             metavar="SHAPE",
             help="The c_0 (cells: cx) you intend to pass; LSTM only.",
@@ -342,34 +328,24 @@ def rnn_command(
 def conv_command(
     ctx: typer.Context,
     in_channels: Annotated[
-        int,
-        typer.Option(
-            help="C_in: channels of the input.",
-            rich_help_panel=LAYER,
-            show_default=False,
-        ),
+        int, option(LAYER, help="C_in: channels of the input.", show_default=False)
     ],
     out_channels: Annotated[
-        int,
-        typer.Option(
-            help="C_out: channels of the output.",
-            rich_help_panel=LAYER,
-            show_default=False,
-        ),
+        int, option(LAYER, help="C_out: channels of the output.", show_default=False)
     ],
     kernel_size: Annotated[
         str,
-        typer.Option(
+        option(
+            LAYER,
             help="An int for every dim, or one per dim (3,5).",
-            rich_help_panel=LAYER,
             show_default=False,
             metavar="INT|TUPLE",
         ),
     ],
     input_shape: Annotated[
         str,
-        typer.Option(
-            rich_help_panel=INPUT,
+        option(
+            INPUT,
             show_default=False,
             metavar="SHAPE",
             help="(N, C_in, *spatial) or unbatched (C_in, *spatial), e.g. 8,3,224,224.",
@@ -377,8 +353,8 @@ def conv_command(
     ],
     dims: Annotated[
         int | None,
-        typer.Option(
-            rich_help_panel=LAYER,
+        option(
+            LAYER,
             show_default=False,
             min=1,
             max=3,
@@ -388,67 +364,60 @@ def conv_command(
     ] = None,
     transposed: Annotated[
         bool,
-        typer.Option(
+        option(
+            LAYER,
             "--transposed/--no-transposed",
-            rich_help_panel=LAYER,
             help="nn.ConvTranspose1d/2d/3d instead of nn.Conv1d/2d/3d.",
         ),
     ] = False,
     stride: Annotated[
-        str,
-        typer.Option(
-            help="An int or one per dim.", rich_help_panel=LAYER, metavar="INT|TUPLE"
-        ),
+        str, option(LAYER, help="An int or one per dim.", metavar="INT|TUPLE")
     ] = "1",
     padding: Annotated[
         str,
-        typer.Option(
+        option(
+            LAYER,
             help="An int, one per dim, 'same' or 'valid'.",
-            rich_help_panel=LAYER,
             metavar="INT|TUPLE|same|valid",
         ),
     ] = "0",
     dilation: Annotated[
         str,
-        typer.Option(
+        option(
+            LAYER,
             help="Spacing between kernel taps: an int or one per dim.",
-            rich_help_panel=LAYER,
             metavar="INT|TUPLE",
         ),
     ] = "1",
     groups: Annotated[
         int,
-        typer.Option(
-            help="Blocked connections; divides in_channels and out_channels.",
-            rich_help_panel=LAYER,
+        option(
+            LAYER, help="Blocked connections; divides in_channels and out_channels."
         ),
     ] = 1,
     bias: Annotated[
-        bool,
-        typer.Option(
-            "--bias/--no-bias", help="Learn a bias of C_out.", rich_help_panel=LAYER
-        ),
+        bool, option(LAYER, "--bias/--no-bias", help="Learn a bias of C_out.")
     ] = True,
     padding_mode: Annotated[
         PaddingMode,
-        typer.Option(
+        option(
+            LAYER,
             help="How padding is filled (transposed convs take zeros only).",
-            rich_help_panel=LAYER,
             case_sensitive=False,
         ),
     ] = PaddingMode.zeros,
     output_padding: Annotated[
         str,
-        typer.Option(
+        option(
+            LAYER,
             help="Transposed only: extra size on one side of the output.",
-            rich_help_panel=LAYER,
             metavar="INT|TUPLE",
         ),
     ] = "0",
     output_size: Annotated[
         str | None,
-        typer.Option(
-            rich_help_panel=INPUT,
+        option(
+            INPUT,
             show_default=False,
             metavar="SHAPE",
             help="Transposed only: the output_size argument of forward (spatial sizes, "
@@ -500,8 +469,8 @@ def pool_command(
     ctx: typer.Context,
     input_shape: Annotated[
         str,
-        typer.Option(
-            rich_help_panel=INPUT,
+        option(
+            INPUT,
             show_default=False,
             metavar="SHAPE",
             help="(N, C, *spatial) or unbatched (C, *spatial), e.g. 8,64,112,112.",
@@ -509,17 +478,17 @@ def pool_command(
     ],
     kind: Annotated[
         PoolKind,
-        typer.Option(
+        option(
+            LAYER,
             help="max (nn.MaxPool), avg (nn.AvgPool), lp (nn.LPPool), adaptive-max "
             "or adaptive-avg (nn.AdaptiveMaxPool / nn.AdaptiveAvgPool).",
-            rich_help_panel=LAYER,
             case_sensitive=False,
         ),
     ] = PoolKind.max,
     dims: Annotated[
         int | None,
-        typer.Option(
-            rich_help_panel=LAYER,
+        option(
+            LAYER,
             show_default=False,
             min=1,
             max=3,
@@ -529,87 +498,85 @@ def pool_command(
     ] = None,
     kernel_size: Annotated[
         str | None,
-        typer.Option(
+        option(
+            LAYER,
             help="Window size: an int or one per dim (not for adaptive kinds).",
-            rich_help_panel=LAYER,
             show_default=False,
             metavar="INT|TUPLE",
         ),
     ] = None,
     stride: Annotated[
         str | None,
-        typer.Option(
+        option(
+            LAYER,
             help="An int or one per dim. Default: kernel_size.",
-            rich_help_panel=LAYER,
             show_default=False,
             metavar="INT|TUPLE",
         ),
     ] = None,
     padding: Annotated[
         str,
-        typer.Option(
+        option(
+            LAYER,
             help="Implicit padding on both sides, at most half the kernel (max, avg).",
-            rich_help_panel=LAYER,
             metavar="INT|TUPLE",
         ),
     ] = "0",
     dilation: Annotated[
         str,
-        typer.Option(
-            help="Spacing between window taps (max only).",
-            rich_help_panel=LAYER,
-            metavar="INT|TUPLE",
+        option(
+            LAYER, help="Spacing between window taps (max only).", metavar="INT|TUPLE"
         ),
     ] = "1",
     ceil_mode: Annotated[
         bool,
-        typer.Option(
+        option(
+            LAYER,
             "--ceil-mode/--no-ceil-mode",
             help="Round output sizes up; a last window must still start inside the "
             "input or left padding.",
-            rich_help_panel=LAYER,
         ),
     ] = False,
     count_include_pad: Annotated[
         bool,
-        typer.Option(
+        option(
+            LAYER,
             "--count-include-pad/--no-count-include-pad",
             help="avg: count padding zeros in the average.",
-            rich_help_panel=LAYER,
         ),
     ] = True,
     divisor_override: Annotated[
         int | None,
-        typer.Option(
+        option(
+            LAYER,
             help="avg (2d/3d): divide by this instead of the window size.",
-            rich_help_panel=LAYER,
             show_default=False,
         ),
     ] = None,
     norm_type: Annotated[
         float | None,
-        typer.Option(
+        option(
+            LAYER,
             help="lp: the power p of the p-norm (required for lp).",
-            rich_help_panel=LAYER,
             show_default=False,
         ),
     ] = None,
     output_size: Annotated[
         str | None,
-        typer.Option(
+        option(
+            LAYER,
             help="adaptive: the output size, an int or one per dim; none keeps that "
             "dim (e.g. 7,none).",
-            rich_help_panel=LAYER,
             show_default=False,
             metavar="INT|TUPLE",
         ),
     ] = None,
     return_indices: Annotated[
         bool,
-        typer.Option(
+        option(
+            LAYER,
             "--return-indices/--no-return-indices",
             help="max kinds: also return the indices tensor.",
-            rich_help_panel=LAYER,
         ),
     ] = False,
     fmt: FormatOpt = None,
@@ -832,20 +799,20 @@ def check_command(
     max_memory: MaxMemoryOpt = "2GiB",
     junit_xml: Annotated[
         str | None,
-        typer.Option(
+        option(
+            OUTPUT,
             "--junit-xml",
             metavar="PATH",
-            rich_help_panel=OUTPUT,
             show_default=False,
             help="Also write a JUnit XML report there, for CI systems.",
         ),
     ] = None,
     quiet: Annotated[
         bool,
-        typer.Option(
+        option(
+            OUTPUT,
             "--quiet/--no-quiet",
             "-q",
-            rich_help_panel=OUTPUT,
             help="List only the entries that did not pass (table and plain).",
         ),
     ] = False,

@@ -840,17 +840,18 @@ def check_command(
         render.error(exc, fmt)
         raise typer.Exit(3) from None
     counts = specs.totals(outcomes)
-    render.show_report(outcomes, counts, fmt, quiet)
-    if junit_xml:
-        try:
-            render.write_junit(outcomes, junit_xml)
-        except OSError as exc:
-            print(
-                f"shapecalc: error: cannot write --junit-xml {junit_xml}: "
-                f"{exc.strerror or exc}",
-                file=sys.stderr,
-            )
-            raise typer.Exit(2) from None
+    with specs.gc_paused():
+        render.show_report(outcomes, counts, fmt, quiet)
+        if junit_xml:
+            try:
+                render.write_junit(outcomes, junit_xml)
+            except OSError as exc:
+                print(
+                    f"shapecalc: error: cannot write --junit-xml {junit_xml}: "
+                    f"{exc.strerror or exc}",
+                    file=sys.stderr,
+                )
+                raise typer.Exit(2) from None
     if counts["invalid"] or counts["failed"]:
         raise typer.Exit(2 if counts["invalid"] else 1)
 

@@ -9,7 +9,7 @@ shapecalc, which answers from the app as it is, so only a Typer upgrade can
 change them.
 """
 
-import sys
+import argparse
 from pathlib import Path
 
 from typer._completion_shared import get_completion_script
@@ -38,12 +38,22 @@ def scripts() -> dict[str, str]:
     }
 
 
-def main(argv: list[str]) -> None:
-    folder = Path(argv[0]) if argv else Path(__file__).parent
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "dir",
+        nargs="?",
+        type=Path,
+        default=Path(__file__).parent,
+        help="where to write the scripts (default: this folder)",
+    )
+    folder = parser.parse_args(argv).dir
+    if not folder.is_dir():
+        parser.error(f"{folder} is not a folder")
     for name, text in scripts().items():
         (folder / name).write_text(text)
         print(folder / name)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -56,6 +56,7 @@ def option(panel: str, *param_decls: str, **kwargs):
 
 
 DEVICES = ["cpu", "cuda", "meta"]
+DEVICE, MAX_MEMORY = "cpu", "2GiB"  # the defaults of --device and --max-memory
 
 
 def _version(value: bool) -> None:
@@ -128,8 +129,9 @@ MaxMemoryOpt = Annotated[
     option(
         CHECK,
         "--max-memory",
-        help="Refuse to --verify on cpu/cuda when the tensors need more than this "
-        "(e.g. 2GiB, 512MiB, 1000000).",
+        help="Refuse to --verify on cpu/cuda when the tensors need more than this: "
+        "bytes, or with a unit, KiB/MiB/GiB (or K/M/G) in powers of 1024, KB/MB/GB "
+        "in powers of 1000 (e.g. 2GiB, 512MiB, 1000000).",
     ),
 ]
 ExplainOpt = Annotated[
@@ -276,8 +278,8 @@ def rnn_command(
     fmt: FormatOpt = None,
     expect: ExpectOpt = None,
     verify: VerifyOpt = False,
-    device: DeviceOpt = "cpu",
-    max_memory: MaxMemoryOpt = "2GiB",
+    device: DeviceOpt = DEVICE,
+    max_memory: MaxMemoryOpt = MAX_MEMORY,
     explain: ExplainOpt = False,
     dtype: DtypeOpt = Dtype.float32,
 ) -> None:
@@ -427,8 +429,8 @@ def conv_command(
     fmt: FormatOpt = None,
     expect: ExpectOpt = None,
     verify: VerifyOpt = False,
-    device: DeviceOpt = "cpu",
-    max_memory: MaxMemoryOpt = "2GiB",
+    device: DeviceOpt = DEVICE,
+    max_memory: MaxMemoryOpt = MAX_MEMORY,
     explain: ExplainOpt = False,
     dtype: DtypeOpt = Dtype.float32,
 ) -> None:
@@ -582,8 +584,8 @@ def pool_command(
     fmt: FormatOpt = None,
     expect: ExpectOpt = None,
     verify: VerifyOpt = False,
-    device: DeviceOpt = "cpu",
-    max_memory: MaxMemoryOpt = "2GiB",
+    device: DeviceOpt = DEVICE,
+    max_memory: MaxMemoryOpt = MAX_MEMORY,
     explain: ExplainOpt = False,
     dtype: DtypeOpt = Dtype.float32,
 ) -> None:
@@ -667,6 +669,7 @@ def _run(compute, options: Options) -> None:
     from . import render
 
     fmt = options.fmt or render.default_format()
+    _warn_without_verify(options.verify, options.device, options.max_memory)
     try:
         result = compute()
         failures = check_expect(_parse_expect(options.expect or []), result)
@@ -681,7 +684,14 @@ def _run(compute, options: Options) -> None:
         raise typer.Exit(3) from None
     for message in result.warnings:
         render.warn(message)
-    render.show(result, fmt, verified, options.explain, options.dtype)
+    render.show(
+        result,
+        fmt,
+        verified,
+        options.explain,
+        options.dtype,
+        failures if options.expect else None,
+    )
     for line in failures:
         print(f"shapecalc: expectation failed: {line}", file=sys.stderr)
     if verified is not None and not verified.ok:
@@ -696,6 +706,13 @@ def _run(compute, options: Options) -> None:
             print(f"shapecalc: {line}", file=sys.stderr)
     if failures or (verified is not None and not verified.ok):
         raise typer.Exit(1)
+
+
+def _warn_without_verify(verify: bool, device: str, max_memory: str) -> None:
+    from . import render
+
+    if not verify and (device, max_memory) != (DEVICE, MAX_MEMORY):
+        render.warn("--device and --max-memory have no effect without --verify")
 
 
 def _unavailable():
@@ -793,10 +810,23 @@ def check_command(
             help="Spec files, TOML or JSON; - reads one from stdin.",
         ),
     ],
-    fmt: FormatOpt = None,
+    fmt: Annotated[
+        Format | None,
+        option(
+            OUTPUT,
+            "--format",
+            "-f",
+            case_sensitive=False,
+            help="table for people; json (one report object); plain (a line per "
+            "entry: file:line, entry, layer, status, detail, tab-separated); shape "
+            "(file:line, entry, output shape; empty when invalid). Default: table "
+            "on a terminal, plain when stdout is piped.",
+            show_default=False,
+        ),
+    ] = None,
     verify: VerifyOpt = False,
-    device: DeviceOpt = "cpu",
-    max_memory: MaxMemoryOpt = "2GiB",
+    device: DeviceOpt = DEVICE,
+    max_memory: MaxMemoryOpt = MAX_MEMORY,
     junit_xml: Annotated[
         str | None,
         option(
@@ -825,6 +855,7 @@ def check_command(
     from . import render, specs
 
     fmt = fmt or render.default_format()
+    _warn_without_verify(verify, device, max_memory)
     try:
         if junit_xml:
             _writable(junit_xml)
@@ -840,6 +871,10 @@ def check_command(
         render.error(exc, fmt)
         raise typer.Exit(3) from None
     counts = specs.totals(outcomes)
+    if verify and device == "meta":
+        from .verify import META_NOTE
+
+        print(f"shapecalc: note: {META_NOTE}", file=sys.stderr)
     with specs.gc_paused():
         render.show_report(outcomes, counts, fmt, quiet)
         if junit_xml:

@@ -47,18 +47,29 @@ def show(
     verified=None,
     explain: bool = False,
     dtype: Dtype = Dtype.float32,
+    expect: tuple[str, ...] | None = None,
 ) -> None:
-    """Print one result in the chosen format on stdout."""
+    """Print one result in the chosen format on stdout.
+
+    ``expect`` holds the failed --expect checks (empty when all held), or None
+    when there were none to check."""
     if fmt is Format.json:
         data = as_json(result, verified, dtype)
+        data["expect"] = (
+            None if expect is None else {"ok": not expect, "failures": list(expect)}
+        )
         if explain:
             data["explain"] = [_step_json(step) for step in result.steps]
         print(dumps(data))
-    elif fmt is Format.plain:
-        for t in result.tensors:
-            print(f"{t.name}\t{csv_shape(t.shape)}")
-    elif fmt is Format.shape:
-        print(csv_shape(result.shapes[output_name(result)]))
+    elif fmt in (Format.plain, Format.shape):
+        if fmt is Format.plain:
+            for t in result.tensors:
+                print(f"{t.name}\t{csv_shape(t.shape)}")
+        else:
+            print(csv_shape(result.shapes[output_name(result)]))
+        # these formats hold data only: the worked-out sizes go to stderr
+        for step in result.steps if explain else ():
+            print(f"shapecalc: {step}", file=sys.stderr)
     else:
         _table(result, verified, explain, dtype)
 
@@ -85,7 +96,7 @@ def as_json(result: LayerResult, verified=None, dtype=Dtype.float32) -> dict:
         },
         "shapes": {t.name: list(t.shape) for t in result.tensors},
         "formulas": {t.name: t.formula for t in result.tensors},
-        "symbols": dict(result.symbols),
+        "symbols": symbol_values(result),
         "parameters": result.parameters,
         "weights": {name: list(shape) for name, shape in result.weights},
         "cost": {
@@ -157,15 +168,7 @@ def _table(result: LayerResult, verified, explain: bool, dtype: Dtype) -> None:
             row.append(_mark(verified.shapes.get(t.name), t.shape))
         table.add_row(*row)
     console.print(table)
-    known = {name for name, _ in result.symbols}
-    values = [
-        *result.symbols,
-        *(
-            (s.name, s.value)
-            for s in result.steps
-            if s.name.endswith("_out") and s.name not in known
-        ),
-    ]
+    values = symbol_values(result).items()
     console.print("where " + ", ".join(f"{k} = {v}" for k, v in values))
     if explain:
         for step in result.steps:
@@ -180,6 +183,15 @@ def _table(result: LayerResult, verified, explain: bool, dtype: Dtype) -> None:
     console.print(_cost_line(result, dtype), soft_wrap=True)
     if verified is not None:
         console.print(verdict(verified))
+
+
+def symbol_values(result: LayerResult) -> dict[str, int]:
+    """The symbols of the formulas, output sizes (H_out, ...) included."""
+    values = dict(result.symbols)
+    for step in result.steps:
+        if step.name.endswith("_out"):
+            values.setdefault(step.name, step.value)
+    return values
 
 
 def _explained(step: Step) -> str:
@@ -348,8 +360,11 @@ def _report_table(outcomes, total: str, quiet: bool) -> None:
     from rich.table import Table
 
     table = Table()
-    for column in ("entry", "layer", "status", "detail"):
-        table.add_column(column, no_wrap=column != "detail")
+    # long paths fold rather than squeeze the other columns out of sight
+    table.add_column("entry", overflow="fold")
+    table.add_column("layer", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("detail")
     for o in outcomes:
         if quiet and o.status == "pass":
             continue
@@ -376,6 +391,9 @@ def _entry_json(o) -> dict[str, Any]:
         "shapes": {k: list(v) for k, v in o.result.shapes.items()}
         if o.result
         else None,
+        "verified": None
+        if o.verified is None
+        else {"device": o.verified.device, "ok": o.verified.ok},
     }
 
 

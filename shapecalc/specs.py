@@ -203,9 +203,12 @@ def run_entry(entry: Entry, verify: Callable | None = None) -> Outcome:
         result = compute(entry.data)
         wanted = expectations(entry.data.get("expect") or {})
         failures = check(wanted.items(), result)
-        verified = verify(result) if verify else None
     except ShapeError as exc:
         return _invalid(entry, str(exc))
+    try:
+        verified = verify(result) if verify else None
+    except ShapeError as exc:  # too big to verify here: the shapes still stand
+        return Outcome(entry, entry.file, "invalid", printable(str(exc)), result)
     if verified is not None and not verified.ok:
         failures += (
             verified.error or f"torch on {verified.device} returned other shapes",
@@ -213,7 +216,10 @@ def run_entry(entry: Entry, verify: Callable | None = None) -> Outcome:
     if failures:
         detail = printable("; ".join(failures))
         return Outcome(entry, entry.file, "fail", detail, result, verified, failures)
-    return Outcome(entry, entry.file, "pass", _summary(result), result, verified)
+    summary = _summary(result)
+    if verified is not None:
+        summary += f", verified on {verified.device}"
+    return Outcome(entry, entry.file, "pass", summary, result, verified)
 
 
 def compute(data: dict[str, Any]) -> LayerResult:

@@ -131,7 +131,8 @@ def _import_torch():
             import torch
     except ImportError:
         raise VerifyUnavailable(
-            "torch is not installed; install it with: pip install 'shapecalc[torch]'"
+            "torch is not installed; --verify needs it: pip install torch (from a "
+            "shapecalc checkout: pip install -c constraints.txt -e '.[torch]')"
         ) from None
     except Exception as exc:  # noqa: BLE001 - a broken install raises anything
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

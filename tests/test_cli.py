@@ -91,6 +91,62 @@ def test_json_has_the_documented_keys():
         2 * 80 + 5 * 20
     )
     assert data["verified"] is None
+    assert data["expect"] is None
+    assert data["symbols"] == {
+        "N": 3,
+        "L": 7,
+        "H_in": 10,
+        "D": 1,
+        "num_layers": 2,
+        "H_out": 5,
+        "H_cell": 20,
+    }
+
+
+def test_json_symbols_include_the_output_sizes():
+    data = json.loads(invoke(*CONV, "--format", "json").stdout)
+    assert data["symbols"] == {
+        "N": 8,
+        "C_in": 3,
+        "C_out": 16,
+        "groups": 1,
+        "H_out": 112,
+        "W_out": 112,
+    }
+
+
+@pytest.mark.parametrize(
+    "expect, code, recorded",
+    [
+        ("output=8,16,112,112", 0, {"ok": True, "failures": []}),
+        (
+            "output=8,16,*,111",
+            1,
+            {
+                "ok": False,
+                "failures": [
+                    "output expected (8, 16, *, 111), computed (8, 16, 112, 112)"
+                ],
+            },
+        ),
+    ],
+)
+def test_json_records_the_expectations(expect, code, recorded):
+    result = invoke(*CONV, "--format", "json", "--expect", expect)
+    assert result.exit_code == code
+    assert json.loads(result.stdout)["expect"] == recorded
+
+
+@pytest.mark.parametrize("fmt", ["plain", "shape"])
+def test_explain_in_machine_formats_goes_to_stderr(fmt):
+    result = invoke(*CONV, "--format", fmt, "--explain")
+    assert result.stdout == invoke(*CONV, "--format", fmt).stdout
+    assert result.stderr.splitlines() == [
+        "shapecalc: H_out = floor((H_in + 2*padding[0] - dilation[0]*(kernel_size[0]"
+        "-1) - 1)/stride[0] + 1) = floor((224 + 2*1 - 1*(3-1) - 1)/2 + 1) = 112",
+        "shapecalc: W_out = floor((W_in + 2*padding[1] - dilation[1]*(kernel_size[1]"
+        "-1) - 1)/stride[1] + 1) = floor((224 + 2*1 - 1*(3-1) - 1)/2 + 1) = 112",
+    ]
 
 
 def test_table_shows_shapes_formulas_and_parameters():
@@ -450,8 +506,9 @@ def test_verify_without_torch_exits_3(monkeypatch):
     result = invoke(*CONV, "--verify", "--format", "json")
     assert result.exit_code == 3
     assert result.stderr == (
-        "shapecalc: error: torch is not installed; install it "
-        "with: pip install 'shapecalc[torch]'\n"
+        "shapecalc: error: torch is not installed; --verify needs it: pip install "
+        "torch (from a shapecalc checkout: pip install -c constraints.txt -e "
+        "'.[torch]')\n"
     )
 
 
@@ -582,3 +639,12 @@ def test_mode_and_input_shape_in_torch_spelling():
         "shape",
     )
     assert (result.exit_code, result.stdout) == (0, "12,64,5\n")
+
+
+def test_device_without_verify_is_a_warning():
+    result = invoke(*CONV, "--device", "meta", "--format", "shape")
+    assert (result.exit_code, result.stdout) == (0, "8,16,112,112\n")
+    assert result.stderr == (
+        "shapecalc: warning: --device and --max-memory have no effect without "
+        "--verify\n"
+    )

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from shapecalc.cli import app
 from shapecalc.specs import load, run_files, totals
+from tests.conftest import needs_torch
 
 runner = CliRunner()
 EXAMPLE = Path(__file__).parent.parent / "examples" / "model.shapes.toml"
@@ -255,3 +256,70 @@ def test_junit_testcases_carry_file_and_line(tmp_path):
     check(path, "--format", "plain", "--junit-xml", str(xml))
     lines = [c.get("line") for c in ET.parse(xml).getroot().iter("testcase")]
     assert lines == ["2", "12", "20"]
+
+
+@needs_torch
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_verify_checks_every_entry_and_says_so(device):
+    result = check(str(EXAMPLE), "--verify", "--device", device, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    entries = json.loads(result.stdout)["entries"]
+    assert [e["verified"] for e in entries] == [{"device": device, "ok": True}] * 4
+    assert entries[0]["detail"] == f"output (8, 16, 112, 112), verified on {device}"
+    meta_note = (
+        "shapecalc: note: the meta device checks shapes, not every rule: torch "
+        "skips some checks there (negative padding, output_padding >= stride)\n"
+    )
+    assert result.stderr == (meta_note if device == "meta" else "")
+
+
+def test_entries_are_not_verified_without_verify():
+    entries = json.loads(check(str(EXAMPLE), "--format", "json").stdout)["entries"]
+    assert [e["verified"] for e in entries] == [None] * 4
+
+
+@needs_torch
+def test_verify_mismatch_fails_the_entry_with_exit_1(tmp_path, monkeypatch):
+    from shapecalc.layers import conv as conv_module
+
+    real = conv_module._forward
+
+    def off_by_one(*args):
+        outs, lines = real(*args)
+        return tuple(o + 1 for o in outs), lines
+
+    monkeypatch.setattr(conv_module, "_forward", off_by_one)
+    path = write(tmp_path, "g.toml", GOOD_TOML.replace("expect = ", "# "))
+    result = check(path, "--verify", "--format", "plain")
+    assert result.exit_code == 1
+    assert (
+        result.stdout
+        == f"{path}:2\tstem\tConv2d\tfail\ttorch on cpu returned other shapes\n"
+    )
+
+
+def test_too_big_to_verify_is_invalid_but_keeps_its_shapes(tmp_path):
+    path = write(tmp_path, "g.toml", GOOD_TOML)
+    result = check(path, "--verify", "--max-memory", "1KiB", "--format", "json")
+    assert result.exit_code == 2
+    (entry,) = json.loads(result.stdout)["entries"]
+    assert entry["status"] == "invalid"
+    assert entry["detail"].startswith("max_memory must cover the ")
+    assert entry["detail"].endswith(
+        "use --device meta to verify any size without allocating"
+    )
+    assert entry["shapes"]["output"] == [8, 16, 32, 32]
+
+
+def test_table_keeps_details_readable_beside_a_long_path(tmp_path):
+    deep = tmp_path / "a" / "very" / "long" / "path" / "to" / "the" / "project"
+    deep.mkdir(parents=True)
+    path = deep / "model.shapes.toml"
+    path.write_text(EXAMPLE.read_text())
+    result = runner.invoke(
+        app, ["check", str(path), "--format", "table"], env={"COLUMNS": "80"}
+    )
+    assert result.exit_code == 0
+    assert all(len(line) <= 80 for line in result.stdout.splitlines())
+    assert "output (5, 64, 10)" in result.stdout
+    assert "ConvTranspose2d" in result.stdout

@@ -71,7 +71,7 @@ class LayerResult:
     layer: str
     params: dict[str, Any]
     tensors: tuple[Tensor, ...]
-    symbols: tuple[tuple[str, str], ...]
+    symbols: tuple[tuple[str, int], ...]
     parameters: int
     weights: tuple[tuple[str, tuple[int, ...]], ...]
     forward: dict[str, Any] = field(default_factory=dict)

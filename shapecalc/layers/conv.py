@@ -210,10 +210,10 @@ def conv(
     }
     if transposed:
         params["output_padding"] = output_padding
-    symbols = ((("N", str(input_shape[0])),) if batched else ()) + (
-        ("C_in", str(in_channels)),
-        ("C_out", str(out_channels)),
-        ("groups", str(groups)),
+    symbols = ((("N", input_shape[0]),) if batched else ()) + (
+        ("C_in", in_channels),
+        ("C_out", out_channels),
+        ("groups", groups),
     )
     steps = tuple(
         Step(f"{s}_out", formula.replace("X_in", f"{s}_in"), arithmetic, value)

@@ -420,7 +420,7 @@ def _result(layer, params, input_shape, out_spatial, lines, with_indices):
     ]
     if with_indices:
         rows.append(Tensor("indices", lead + out_spatial, out_f, "output"))
-    symbols = tuple(zip(names, map(str, lead)))
+    symbols = tuple(zip(names, lead))
     steps = tuple(
         Step(f"{s}_out", formula.replace("X_in", f"{s}_in"), text, value, note)
         for s, (formula, text, value, note) in zip(sym, lines)

@@ -206,8 +206,8 @@ def rnn_cell(
     params = {"input_size": input_size, "hidden_size": hidden_size, "bias": bias}
     if mode is Mode.rnn:
         params["nonlinearity"] = nonlinearity.value
-    symbols = (("N", str(batch)),) if batched else ()
-    symbols += (("H_in", str(input_size)), ("H", str(hidden_size)))
+    symbols = (("N", batch),) if batched else ()
+    symbols += (("H_in", input_size), ("H", hidden_size))
     states = ("hx", "cx") if hx_shape is not None else ()
     return LayerResult(
         layer=NAMES[mode] + "Cell",
@@ -366,14 +366,14 @@ def _count(weights) -> int:
 
 
 def _symbols(batch, seq_len, input_size, d, num_layers, h_out, h_cell):
-    symbols = [("N", str(batch))] if batch is not None else []
+    symbols = [("N", batch)] if batch is not None else []
     symbols += [
-        ("L", str(seq_len)),
-        ("H_in", str(input_size)),
-        ("D", str(d)),
-        ("num_layers", str(num_layers)),
-        ("H_out", str(h_out)),
+        ("L", seq_len),
+        ("H_in", input_size),
+        ("D", d),
+        ("num_layers", num_layers),
+        ("H_out", h_out),
     ]
     if h_cell is not None:
-        symbols.append(("H_cell", str(h_cell)))
+        symbols.append(("H_cell", h_cell))
     return tuple(symbols)

@@ -16,14 +16,19 @@ from .layers.common import (
     Dtype,
     LayerResult,
     ShapeError,
+    as_int,
     parse_int_or_tuple,
     parse_ints,
     parse_shape,
     split_tokens,
 )
 from .layers.conv import PaddingMode, conv
+from .layers.pool import CLASS as POOL_CLASSES
 from .layers.pool import PoolKind, pool
+from .layers.pool import torch_args as pool_args
+from .layers.rnn import NAMES as RNN_NAMES
 from .layers.rnn import Mode, Nonlinearity, rnn, rnn_cell
+from .layers.rnn import torch_args as rnn_args
 from .render import Format
 
 EXIT_CODES = """Exit codes: 0 success; 1 a check failed (a --verify mismatch or an
@@ -292,18 +297,9 @@ def rnn_command(
         x = _rnn_input(cell, input_size, batch_first, input_shape, seq_len, batch)
         hx = parse_shape(hx_shape, "hx_shape") if hx_shape else None
         cx = parse_shape(cx_shape, "cx_shape") if cx_shape else None
-        if mode is not Mode.rnn:
-            _reject_set(ctx, f"for --mode {mode.value}", "nonlinearity")
+        layer = RNN_NAMES[mode] + ("Cell" if cell else "")
+        _reject_foreign(ctx, layer, rnn_args(mode, cell), RNN_ARGS)
         if cell:
-            _reject_set(
-                ctx,
-                "for --cell",
-                "num_layers",
-                "batch_first",
-                "dropout",
-                "bidirectional",
-                "proj_size",
-            )
             return rnn_cell(
                 x, input_size, hidden_size, mode, nonlinearity, bias, hx, cx
             )
@@ -440,7 +436,12 @@ def conv_command(
 
     def compute() -> LayerResult:
         if not transposed:
-            _reject_set(ctx, "without --transposed", "output_padding", "output_size")
+            _reject_foreign(
+                ctx,
+                "Conv (only with --transposed)",
+                (),
+                ("output_padding", "output_size"),
+            )
         pad = (
             padding
             if padding in ("same", "valid")
@@ -595,6 +596,8 @@ def pool_command(
     input, output (and indices), with the formula of each output dim."""
 
     def compute() -> LayerResult:
+        _reject_foreign(ctx, POOL_CLASSES[kind], pool_args(kind, 2), POOL_ARGS)
+
         def ints(value, name):
             return parse_int_or_tuple(value, name) if value is not None else None
 
@@ -631,6 +634,8 @@ def _output_size(text: str | None):
 
 def _rnn_input(cell, input_size, batch_first, input_shape, seq_len, batch):
     """The input shape, given whole or as --seq-len and --batch."""
+    seq_len = as_int("seq_len", seq_len, none=True)
+    batch = as_int("batch", batch, none=True)
     if input_shape is not None:
         if seq_len is not None or batch is not None:
             raise ShapeError(
@@ -655,13 +660,18 @@ def _rnn_input(cell, input_size, batch_first, input_shape, seq_len, batch):
     return (batch, seq_len, input_size) if batch_first else (seq_len, batch, input_size)
 
 
-def _reject_set(ctx: typer.Context, why: str, *names: str) -> None:
-    """Options torch's class does not take, when given on the command line."""
-    for name in names:
+RNN_ARGS = rnn_args(Mode.rnn) + ("proj_size",)
+POOL_ARGS = tuple(dict.fromkeys(a for k in PoolKind for a in pool_args(k, 2)))
+
+
+def _reject_foreign(ctx: typer.Context, layer: str, takes, options) -> None:
+    """Options the torch class has no argument for, when given on the command
+    line (even at their default: torch would raise a TypeError)."""
+    for name in options:
         source = ctx.get_parameter_source(name)
-        if source is not None and source.name == "COMMANDLINE":
+        if name not in takes and source is not None and source.name == "COMMANDLINE":
             flag = "--" + name.replace("_", "-")
-            raise ShapeError(name, f"{flag} does not apply {why}")
+            raise ShapeError(name, f"{flag} does not apply to nn.{layer}")
 
 
 def _run(compute, options: Options) -> None:

@@ -26,26 +26,47 @@ import tomllib
 from .expect import Pattern, check
 from .layers.common import INT64, LayerResult, ShapeError, fmt_shape
 from .layers.conv import conv
+from .layers.conv import torch_args as conv_args
 from .layers.pool import CLASS as POOL_CLASSES
 from .layers.pool import pool
+from .layers.pool import torch_args as pool_args
 from .layers.rnn import rnn, rnn_cell
+from .layers.rnn import torch_args as rnn_args
 
-LAYERS: dict[str, Callable[..., LayerResult]] = {
-    **{name: partial(rnn, mode=name.lower()) for name in ("RNN", "LSTM", "GRU")},
+
+def _states(name: str) -> tuple[str, ...]:
+    return ("hx_shape", "cx_shape") if name == "LSTM" else ("hx_shape",)
+
+
+# each class: the function that computes it, and the arguments it takes, those
+# of torch's constructor and then those of its forward
+LAYERS: dict[str, tuple[Callable[..., LayerResult], tuple[str, ...]]] = {
     **{
-        f"{name}Cell": partial(rnn_cell, mode=name.lower())
+        name: (partial(rnn, mode=name.lower()), rnn_args(name) + _states(name))
         for name in ("RNN", "LSTM", "GRU")
     },
-    **{f"Conv{d}d": partial(conv, dims=d) for d in (1, 2, 3)},
-    **{f"ConvTranspose{d}d": partial(conv, dims=d, transposed=True) for d in (1, 2, 3)},
     **{
-        f"{name}{d}d": partial(pool, kind=kind, dims=d)
+        f"{name}Cell": (
+            partial(rnn_cell, mode=name.lower()),
+            rnn_args(name, cell=True) + _states(name),
+        )
+        for name in ("RNN", "LSTM", "GRU")
+    },
+    **{f"Conv{d}d": (partial(conv, dims=d), conv_args()) for d in (1, 2, 3)},
+    **{
+        f"ConvTranspose{d}d": (
+            partial(conv, dims=d, transposed=True),
+            conv_args(transposed=True) + ("output_size",),
+        )
+        for d in (1, 2, 3)
+    },
+    **{
+        f"{name}{d}d": (partial(pool, kind=kind, dims=d), pool_args(kind, d))
         for d in (1, 2, 3)
         for kind, name in POOL_CLASSES.items()
     },
 }
-RESERVED = {"type", "name", "expect"}
-FIXED = {"dims", "transposed", "mode", "kind", "cell"}  # implied by "type"
+RESERVED = {"type", "name", "expect", "input_shape"}
 FLAGS = {
     "bias",
     "batch_first",
@@ -229,23 +250,17 @@ def compute(data: dict[str, Any]) -> LayerResult:
         raise ShapeError(
             "type", f"type must be one of {', '.join(LAYERS)}, got {layer!r}"
         )
-    for key in FIXED.intersection(data):  # these would pick another class
-        raise ShapeError(key, f"{key} is not a parameter of {layer}")
-    kwargs = {k: _value(k, v) for k, v in data.items() if k not in RESERVED}
-    if "input_shape" not in kwargs:
+    layer_fn, takes = LAYERS[layer]
+    for key in data:
+        if key not in takes and key not in RESERVED:
+            raise ShapeError(key, f"{key} is not a parameter of {layer}")
+    if "input_shape" not in data:
         raise ShapeError(
             "input_shape",
             "input_shape must be given, e.g. input_shape = [8, 3, 224, 224]",
         )
-    try:
-        return LAYERS[layer](**kwargs)
-    except TypeError as exc:
-        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
-        if unknown:
-            raise ShapeError(
-                unknown.group(1), f"{unknown.group(1)} is not a parameter of {layer}"
-            ) from None
-        raise ShapeError("type", f"invalid value for {layer}: {exc}") from None
+    kwargs = {k: _value(k, v) for k, v in data.items() if k in takes}
+    return layer_fn(_value("input_shape", data["input_shape"]), **kwargs)
 
 
 def _value(key: str, value: Any) -> Any:

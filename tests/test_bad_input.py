@@ -125,7 +125,7 @@ def test_lstm_cell_refuses_nonlinearity_like_lstm():
         ],
     )
     assert result.exit_code == 2
-    one_error_line(result, "--nonlinearity does not apply for --mode lstm")
+    one_error_line(result, "--nonlinearity does not apply to nn.LSTMCell")
 
 
 def test_every_expectation_on_one_tensor_is_checked():
@@ -148,14 +148,53 @@ def test_every_expectation_on_one_tensor_is_checked():
 
 
 def test_huge_shapes_print_a_whole_table():
-    big = str(2**62)
+    big = str(2**28)  # the output has about 2**60 elements: torch can make it
     result = runner.invoke(
         app,
-        [*CONV, "--input-shape", f"8,3,{big},{big}", "--format", "table"],
+        [*CONV, "--input-shape", f"1,3,{big},{big}", "--format", "table"],
         env={"COLUMNS": "300"},
     )
     assert result.exit_code == 0, result.stderr
     assert "TiB" in result.stdout and "cost:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            [*CONV, "--input-shape", f"8,3,{2**31},{2**30}"],
+            "input must have fewer than 2,305,843,009,213,693,952 elements (torch's "
+            f"storage size overflows int64), got (8, 3, {2**31}, {2**30})",
+        ),
+        (
+            "rnn --input-size 10 --hidden-size 4611686018427387904 --seq-len 3".split(),
+            "weight_ih_l0 must have fewer than 2,305,843,009,213,693,952 elements "
+            "(torch's storage size overflows int64), got (4611686018427387904, 10)",
+        ),
+        (
+            "rnn --input-size 10 --hidden-size 5 --seq-len "
+            "99999999999999999999".split(),
+            "seq_len must be an integer that fits in int64, got 99999999999999999999",
+        ),
+        (
+            "conv --in-channels 3 --out-channels 99999999999999999999 --kernel-size 3 "
+            "--input-shape 1,3,5,5".split(),
+            "out_channels must be an integer that fits in int64, got "
+            "99999999999999999999",
+        ),
+        (
+            "rnn --input-size 2 --hidden-size 2 --num-layers 100001 "
+            "--seq-len 1".split(),
+            "num_layers must be at most 100000, the most shapecalc describes (it "
+            "lists every weight; torch needs minutes to build 50000 layers), got "
+            "100001",
+        ),
+    ],
+)
+def test_sizes_beyond_what_torch_can_allocate(args, message):
+    result = runner.invoke(app, [*args, "--format", "shape"])
+    assert (result.exit_code, result.stdout) == (2, "")
+    one_error_line(result, message)
 
 
 def test_max_memory_with_hundreds_of_digits():

@@ -341,7 +341,7 @@ def test_pool_rejection_is_one_line():
                 "--batch",
                 "2",
             ],
-            "--num-layers does not apply for --cell",
+            "--num-layers does not apply to nn.RNNCell",
         ),
         (
             [
@@ -357,7 +357,7 @@ def test_pool_rejection_is_one_line():
                 "--seq-len",
                 "3",
             ],
-            "--nonlinearity does not apply for --mode gru",
+            "--nonlinearity does not apply to nn.GRU",
         ),
         (
             ["rnn", "--input-size", "10", "--hidden-size", "5"],
@@ -395,7 +395,18 @@ def test_pool_rejection_is_one_line():
                 "--input-shape",
                 "1,3,8,8",
             ],
-            "--output-padding does not apply without --transposed",
+            "--output-padding does not apply to nn.Conv (only with --transposed)",
+        ),
+        (
+            # torch's GRU refuses proj_size even at its default
+            "rnn --mode gru --input-size 10 --hidden-size 5 --proj-size 0 "
+            "--seq-len 3".split(),
+            "--proj-size does not apply to nn.GRU",
+        ),
+        (
+            "pool --kind max --kernel-size 2 --count-include-pad --dims 1 "
+            "--input-shape 1,4".split(),
+            "--count-include-pad does not apply to nn.MaxPool",
         ),
         (
             [

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import Any
 
+INT64 = 2**63  # torch sizes are int64
+
 
 class ShapeError(ValueError):
     """A configuration that torch rejects.
@@ -78,6 +80,20 @@ class LayerResult:
     warnings: tuple[str, ...] = ()
     steps: tuple[Step, ...] = ()
     macs: int = 0
+
+    def __post_init__(self) -> None:
+        """torch refuses a tensor whose bytes overflow int64, at any size."""
+        # the weights first: torch allocates them in the constructor
+        named = list(self.weights) + [(t.name, t.shape) for t in self.tensors]
+        for name, shape in named:
+            itemsize = 8 if name == "indices" else 4  # int64, else float32
+            if prod(shape) * itemsize >= INT64:
+                raise ShapeError(
+                    name,
+                    f"{name} must have fewer than {INT64 // itemsize:,} elements "
+                    f"(torch's storage size overflows int64), got "
+                    f"{_shorter(fmt_shape(shape), 120)}",
+                )
 
     @property
     def shapes(self) -> dict[str, tuple[int, ...]]:
@@ -229,6 +245,51 @@ def _dims_from_rank(input_shape: tuple[int, ...], channels: int | None) -> int:
     )
 
 
+def as_int(param: str, value: Any, none: bool = False) -> int | None:
+    """An int as torch takes it, within int64; a bool counts as one, as in torch.
+
+    >>> as_int("groups", True)
+    1
+    """
+    if none and value is None:
+        return None
+    if not isinstance(value, int):
+        raise fail(param, "an integer", _quoted_value(value))
+    if not -INT64 < value < INT64:
+        raise fail(param, "an integer that fits in int64", _shorter(str(value)))
+    return int(value)
+
+
+def as_int_or_tuple(param: str, value: Any) -> int | tuple[int, ...]:
+    """One int for every dim, or a tuple (or list) of ints, one per dim."""
+    if isinstance(value, (tuple, list)):
+        return tuple(as_int(param, v) for v in value)
+    if not isinstance(value, int):
+        raise fail(param, "an integer or a tuple of integers", _quoted_value(value))
+    return as_int(param, value)  # type: ignore[return-value]
+
+
+def as_shape(param: str, value: Any, none: bool = False) -> tuple[int, ...]:
+    """A shape given as a sequence of ints (None, where ``none`` allows it)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise fail(param, "a sequence of integers", _quoted_value(value))
+    return tuple(as_int(param, v, none) for v in value)  # type: ignore[misc]
+
+
+def as_number(param: str, value: Any, rule: str = "a number") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise fail(param, rule, _quoted_value(value))
+    return value
+
+
+def _quoted_value(value: Any) -> str:
+    return _shorter(repr(value))
+
+
+def _shorter(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def check_positive(param: str, value: int | Sequence[int]) -> None:
     if (value if isinstance(value, int) else min(value, default=1)) <= 0:
         raise fail(param, "greater than zero", _show(value))
@@ -243,12 +304,9 @@ def _show(value: int | Sequence[int]) -> str:
     return str(value) if isinstance(value, int) else fmt_shape(value)
 
 
-INT64 = 2**63  # torch sizes are int64
-
-
 def quoted(text: str, limit: int = 60) -> str:
     """repr() of what the user typed, cut short when it is long."""
-    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+    return repr(_shorter(text, limit))
 
 
 _SEPARATOR = re.compile(r"(?<=[0-9])\s*x\s*(?=[-0-9*])|\s*,\s*|\s+")

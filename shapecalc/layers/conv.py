@@ -26,6 +26,9 @@ from .common import (
     ShapeError,
     Step,
     Tensor,
+    as_int,
+    as_int_or_tuple,
+    as_shape,
     as_tuple,
     check_non_negative,
     check_positive,
@@ -52,6 +55,22 @@ SYMBOLS = {
     for d, sym in SPATIAL.items()
 }
 IntOrTuple = int | Sequence[int]
+
+
+def torch_args(transposed: bool = False) -> tuple[str, ...]:
+    """The keyword arguments of the torch class, device and dtype aside."""
+    args = (
+        "in_channels",
+        "out_channels",
+        "kernel_size",
+        "stride",
+        "padding",
+        "dilation",
+        "groups",
+        "bias",
+        "padding_mode",
+    )
+    return args + (("output_padding",) if transposed else ())
 
 
 def infer_dims(
@@ -89,7 +108,29 @@ def conv(
     ...     "output"]
     (8, 16, 112, 112)
     """
-    input_shape = tuple(input_shape)
+    input_shape = as_shape("input", input_shape)
+    in_channels, out_channels, groups = (
+        as_int(name, value)
+        for name, value in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("groups", groups),
+        )
+    )
+    kernel_size, stride, dilation, output_padding = (
+        as_int_or_tuple(name, value)
+        for name, value in (
+            ("kernel_size", kernel_size),
+            ("stride", stride),
+            ("dilation", dilation),
+            ("output_padding", output_padding),
+        )
+    )
+    if not isinstance(padding, str):
+        padding = as_int_or_tuple("padding", padding)
+    if output_size is not None:
+        output_size = as_shape("output_size", output_size)
+    dims = as_int("dims", dims, none=True)
     options = (
         ("kernel_size", kernel_size),
         ("stride", stride),
@@ -121,6 +162,12 @@ def conv(
     )
     output_padding = as_tuple(output_padding, dims, "output_padding")
     layer = f"Conv{'Transpose' if transposed else ''}{dims}d"
+    if not transposed and any(output_padding):
+        raise fail(
+            "output_padding",
+            f"left at 0 ({layer} takes no output_padding)",
+            fmt_shape(output_padding),
+        )
     mode = _check_constructor(
         layer,
         in_channels,

@@ -31,6 +31,10 @@ from .common import (
     ShapeError,
     Step,
     Tensor,
+    as_int,
+    as_int_or_tuple,
+    as_number,
+    as_shape,
     as_tuple,
     check_non_negative,
     check_positive,
@@ -130,14 +134,15 @@ def pool(
     ...     "output"]
     (8, 3, 16, 16)
     """
-    options = {k: v for k, v in locals().items() if k in DEFAULTS}  # torch's names
-    input_shape, kind = tuple(input_shape), _kind(kind)
+    options = _typed({k: v for k, v in locals().items() if k in DEFAULTS})
+    input_shape, kind = as_shape("input", input_shape), _kind(kind)
+    dims = as_int("dims", dims, none=True)
     if dims is None:
         dims = infer_dims(input_shape, *((k, options[k]) for k in TAKES[kind]))
     if dims not in (1, 2, 3):
         raise fail("dims", "1, 2 or 3", dims)
     layer = f"{CLASS[kind]}{dims}d"
-    _check_taken(_takes(kind, dims), layer, options)
+    _check_taken(torch_args(kind, dims), layer, options)
 
     if kind in ADAPTIVE:
         params, out_spatial, lines = _adaptive(kind, layer, dims, input_shape, options)
@@ -153,6 +158,27 @@ def pool(
     )
 
 
+def _typed(options: dict[str, Any]) -> dict[str, Any]:
+    """torch's arguments (by their names) checked for the types torch takes."""
+    typed = dict(options)
+    for name in ("kernel_size", "stride", "padding", "dilation"):
+        if options[name] is not None:
+            typed[name] = as_int_or_tuple(name, options[name])
+    typed["divisor_override"] = as_int(
+        "divisor_override", options["divisor_override"], none=True
+    )
+    if options["norm_type"] is not None:
+        typed["norm_type"] = as_number("norm_type", options["norm_type"])
+    size = options["output_size"]
+    if size is not None:
+        typed["output_size"] = (
+            as_int("output_size", size)
+            if isinstance(size, int)
+            else as_shape("output_size", size, none=True)
+        )
+    return typed
+
+
 def _kind(kind: PoolKind | str) -> PoolKind:
     try:
         return PoolKind(kind)
@@ -162,8 +188,9 @@ def _kind(kind: PoolKind | str) -> PoolKind:
         ) from None
 
 
-def _takes(kind: PoolKind, dims: int) -> tuple[str, ...]:
+def torch_args(kind: PoolKind | str, dims: int) -> tuple[str, ...]:
     """The keyword arguments of the torch class; AvgPool1d lacks divisor_override."""
+    kind = _kind(kind)
     if kind is PoolKind.avg and dims == 1:
         return TAKES[kind][:-1]
     return TAKES[kind]
@@ -331,7 +358,7 @@ def _window_params(kind, dims, options, kernel, stride, padding, dilation):
     }
     if kind is PoolKind.lp and dims == 1:
         per_dim["kernel_size"] = kernel[0]  # see _check_lp_kernel
-    return {n: per_dim.get(n, options.get(n)) for n in _takes(kind, dims)}
+    return {n: per_dim.get(n, options.get(n)) for n in torch_args(kind, dims)}
 
 
 # Adaptive pooling: the output size is given and the windows adapt to it.

@@ -28,6 +28,7 @@ from .layers.common import INT64, LayerResult, ShapeError, fmt_shape
 from .layers.conv import conv
 from .layers.conv import torch_args as conv_args
 from .layers.pool import CLASS as POOL_CLASSES
+from .layers.pool import needs as pool_needs
 from .layers.pool import pool
 from .layers.pool import torch_args as pool_args
 from .layers.rnn import rnn, rnn_cell
@@ -38,30 +39,37 @@ def _states(name: str) -> tuple[str, ...]:
     return ("hx_shape", "cx_shape") if name == "LSTM" else ("hx_shape",)
 
 
-# each class: the function that computes it, and the arguments it takes, those
-# of torch's constructor and then those of its forward
-LAYERS: dict[str, tuple[Callable[..., LayerResult], tuple[str, ...]]] = {
+# each class: the function that computes it, the arguments it takes (those of
+# torch's constructor, then those of its forward) and how many of the first of
+# them it cannot do without
+LAYERS: dict[str, tuple[Callable[..., LayerResult], tuple[str, ...], int]] = {
     **{
-        name: (partial(rnn, mode=name.lower()), rnn_args(name) + _states(name))
+        name: (partial(rnn, mode=name.lower()), rnn_args(name) + _states(name), 2)
         for name in ("RNN", "LSTM", "GRU")
     },
     **{
         f"{name}Cell": (
             partial(rnn_cell, mode=name.lower()),
             rnn_args(name, cell=True) + _states(name),
+            2,
         )
         for name in ("RNN", "LSTM", "GRU")
     },
-    **{f"Conv{d}d": (partial(conv, dims=d), conv_args()) for d in (1, 2, 3)},
+    **{f"Conv{d}d": (partial(conv, dims=d), conv_args(), 3) for d in (1, 2, 3)},
     **{
         f"ConvTranspose{d}d": (
             partial(conv, dims=d, transposed=True),
             conv_args(transposed=True) + ("output_size",),
+            3,
         )
         for d in (1, 2, 3)
     },
     **{
-        f"{name}{d}d": (partial(pool, kind=kind, dims=d), pool_args(kind, d))
+        f"{name}{d}d": (
+            partial(pool, kind=kind, dims=d),
+            pool_args(kind, d),
+            pool_needs(kind),
+        )
         for d in (1, 2, 3)
         for kind, name in POOL_CLASSES.items()
     },
@@ -250,17 +258,22 @@ def compute(data: dict[str, Any]) -> LayerResult:
         raise ShapeError(
             "type", f"type must be one of {', '.join(LAYERS)}, got {layer!r}"
         )
-    layer_fn, takes = LAYERS[layer]
+    layer_fn, takes, needs = LAYERS[layer]
     for key in data:
         if key not in takes and key not in RESERVED:
             raise ShapeError(key, f"{key} is not a parameter of {layer}")
-    if "input_shape" not in data:
+    values = {
+        k: _value(k, v) for k, v in data.items() if k in takes or k == "input_shape"
+    }
+    for key in takes[:needs]:
+        if key not in values:
+            raise ShapeError(key, f"{key} must be given for {layer}")
+    if "input_shape" not in values:
         raise ShapeError(
             "input_shape",
             "input_shape must be given, e.g. input_shape = [8, 3, 224, 224]",
         )
-    kwargs = {k: _value(k, v) for k, v in data.items() if k in takes}
-    return layer_fn(_value("input_shape", data["input_shape"]), **kwargs)
+    return layer_fn(values.pop("input_shape"), **values)
 
 
 def _value(key: str, value: Any) -> Any:

@@ -70,6 +70,28 @@ CASES = [
         (3, 3, 3, 3),
         84,
     ),
+    # torch's C++ op reads a one-value stride in every dim
+    (
+        dict(in_channels=2, out_channels=4, kernel_size=3, stride=(2,)),
+        (1, 2, 6, 6),
+        (1, 4, 2, 2),
+        (4, 2, 3, 3),
+        76,
+    ),
+    # F.pad, used for reflect, pads only the last dim with a one-value padding
+    (
+        dict(
+            in_channels=2,
+            out_channels=4,
+            kernel_size=3,
+            padding=(1,),
+            padding_mode="reflect",
+        ),
+        (2, 6, 6),
+        (4, 4, 6),
+        (4, 2, 3, 3),
+        76,
+    ),
 ]
 
 
@@ -145,6 +167,31 @@ def test_macs_by_hand(args, x, macs):
 
 
 REJECTED = [
+    (
+        dict(
+            in_channels=2,
+            out_channels=4,
+            kernel_size=3,
+            padding=(1,),
+            padding_mode="reflect",
+        ),
+        (1, 2, 6, 6),
+        "padding",
+        "padding must be 2 values for padding_mode='reflect' on a 4-D input "
+        "(F.pad pads that many last dims), got (1,)",
+    ),
+    (
+        dict(in_channels=2, out_channels=4, kernel_size=3.0),
+        (1, 2, 6, 6),
+        "kernel_size",
+        "kernel_size must be an integer or a tuple of integers, got 3.0",
+    ),
+    (
+        dict(in_channels=2, out_channels=4, kernel_size=3, output_padding=1),
+        (1, 2, 6, 6),
+        "output_padding",
+        "output_padding must be left at 0 (Conv2d takes no output_padding), got (1, 1)",
+    ),
     (
         dict(in_channels=3, out_channels=16, kernel_size=3, padding="same", stride=2),
         (1, 3, 8, 8),
@@ -281,12 +328,14 @@ def mostly(valid, invalid):
 
 @st.composite
 def per_dim(draw, dims, valid, invalid):
-    """An int for every dim, or a tuple with one value per dim."""
+    """An int for every dim, a tuple with one value per dim, or now and then a
+    one-value tuple (torch's C++ ops spread it, F.pad does not)."""
     values = st.integers(*valid)
     values = mostly(values, st.integers(*invalid))
-    if draw(st.booleans()):
+    form = draw(st.integers(0, 4))
+    if form < 2:
         return draw(values)
-    return tuple(draw(values) for _ in range(dims))
+    return tuple(draw(values) for _ in range(1 if form == 4 else dims))
 
 
 @st.composite

@@ -5,11 +5,14 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from hypothesis import event, given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from shapecalc import ShapeError
 from shapecalc.cli import app
-from shapecalc.specs import load, run_files, totals
-from tests.conftest import needs_torch
+from shapecalc.specs import LAYERS, compute, load, run_files, totals
+from tests.conftest import TORCH, needs_torch, torch_outcome
 
 runner = CliRunner()
 EXAMPLE = Path(__file__).parent.parent / "examples" / "model.shapes.toml"
@@ -323,3 +326,82 @@ def test_table_keeps_details_readable_beside_a_long_path(tmp_path):
     assert all(len(line) <= 80 for line in result.stdout.splitlines())
     assert "output (5, 64, 10)" in result.stdout
     assert "ConvTranspose2d" in result.stdout
+
+
+# Differential: an entry may carry any argument of any class, at its default or
+# not; torch's class decides whether it takes it, shapecalc must agree.
+ANY_ARGUMENT = {
+    "in_channels": st.just(2),
+    "out_channels": st.sampled_from([2, 4]),
+    "kernel_size": st.sampled_from([1, 2, 3]),
+    "stride": st.sampled_from([1, 2]),
+    "padding": st.sampled_from([0, 1]),
+    "dilation": st.sampled_from([1, 2]),
+    "groups": st.sampled_from([1, 2]),
+    "bias": st.booleans(),
+    "padding_mode": st.sampled_from(["zeros", "reflect"]),
+    "output_padding": st.sampled_from([0, 1]),
+    "input_size": st.just(3),
+    "hidden_size": st.sampled_from([2, 4]),
+    "num_layers": st.sampled_from([1, 2]),
+    "nonlinearity": st.sampled_from(["tanh", "relu"]),
+    "batch_first": st.booleans(),
+    "dropout": st.sampled_from([0.0, 0.5]),
+    "bidirectional": st.booleans(),
+    "proj_size": st.sampled_from([0, 1]),
+    "ceil_mode": st.booleans(),
+    "count_include_pad": st.booleans(),
+    "divisor_override": st.sampled_from([1, 3]),
+    "norm_type": st.sampled_from([1, 2.0]),
+    "output_size": st.sampled_from([1, 2]),
+    "return_indices": st.booleans(),
+}
+
+
+@st.composite
+def entries_with_any_arguments(draw):
+    """Mostly the class's own arguments (as shapecalc lists them, which only
+    shapes the draw: torch decides), now and then one of another class."""
+    layer = draw(st.sampled_from(sorted(LAYERS)))
+    _, takes, needs = LAYERS[layer]
+    entry = {"type": layer}
+    for i, name in enumerate(takes):
+        if name in ANY_ARGUMENT and draw(st.integers(0, 19)) < (19 if i < needs else 8):
+            entry[name] = draw(ANY_ARGUMENT[name])
+    if draw(st.integers(0, 2)) == 0:
+        name = draw(st.sampled_from(sorted(ANY_ARGUMENT)))
+        entry[name] = draw(ANY_ARGUMENT[name])
+    if "Cell" in layer:
+        entry["input_shape"] = [2, 3]
+    elif layer[-2] in "123":
+        entry["input_shape"] = [1, 2] + [5] * int(layer[-2])
+    else:
+        entry["input_shape"] = [5, 1, 3]
+    return entry
+
+
+def _torch_entry(entry):
+    args = {k: v for k, v in entry.items() if k not in ("type", "input_shape")}
+    forward = {}
+    if entry["type"].startswith("ConvTranspose") and "output_size" in args:
+        forward["output_size"] = [args.pop("output_size")] * int(entry["type"][-2])
+    cls = getattr(TORCH.nn, entry["type"])
+    return torch_outcome(
+        lambda: cls(**args),
+        lambda module: module(TORCH.zeros(entry["input_shape"]), **forward),
+    )
+
+
+@needs_torch
+@given(entries_with_any_arguments())
+def test_entries_take_the_arguments_torch_takes(entry):
+    try:
+        ours = compute(entry)
+    except ShapeError as exc:
+        ours = exc
+    status, shapes, _ = _torch_entry(entry)
+    event(f"torch: {status}")
+    assert isinstance(ours, ShapeError) == (status == "error"), (ours, shapes)
+    if status == "ok":
+        outputs = [t.shape for t in ours.tensors if t.role == "output"]
+        assert outputs == shapes

@@ -174,6 +174,24 @@ def as_tuple(value: int | Sequence[int], n: int, param: str) -> tuple[int, ...]:
     return values
 
 
+def spread(value: int | Sequence[int], n: int, param: str) -> tuple[int, ...]:
+    """Like as_tuple, but a one-value tuple also stands for every dim, as torch's
+    C++ ops read stride, padding and dilation.
+
+    >>> spread((2,), 3, "stride")
+    (2, 2, 2)
+    """
+    if not isinstance(value, int) and len(value) == 1:
+        value = value[0]
+    return as_tuple(value, n, param)
+
+
+def torch_form(value: int | Sequence[int], n: int) -> tuple[int, ...]:
+    """What a module stores for an int-or-tuple argument (torch's _ntuple): an
+    int repeated for every dim, a tuple as given."""
+    return (value,) * n if isinstance(value, int) else tuple(value)
+
+
 SPATIAL = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
 
@@ -246,14 +264,14 @@ def _dims_from_rank(input_shape: tuple[int, ...], channels: int | None) -> int:
 
 
 def as_int(param: str, value: Any, none: bool = False) -> int | None:
-    """An int as torch takes it, within int64; a bool counts as one, as in torch.
+    """An int as torch takes it: not a bool (its C++ ops refuse one), within int64.
 
-    >>> as_int("groups", True)
-    1
+    >>> as_int("groups", 2)
+    2
     """
     if none and value is None:
         return None
-    if not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int):
         raise fail(param, "an integer", _quoted_value(value))
     if not -INT64 < value < INT64:
         raise fail(param, "an integer that fits in int64", _shorter(str(value)))
@@ -264,7 +282,7 @@ def as_int_or_tuple(param: str, value: Any) -> int | tuple[int, ...]:
     """One int for every dim, or a tuple (or list) of ints, one per dim."""
     if isinstance(value, (tuple, list)):
         return tuple(as_int(param, v) for v in value)
-    if not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int):
         raise fail(param, "an integer or a tuple of integers", _quoted_value(value))
     return as_int(param, value)  # type: ignore[return-value]
 

@@ -34,6 +34,8 @@ from .common import (
     check_positive,
     fail,
     fmt_shape,
+    spread,
+    torch_form,
 )
 from .common import infer_dims as common_infer_dims
 
@@ -131,12 +133,18 @@ def conv(
     if output_size is not None:
         output_size = as_shape("output_size", output_size)
     dims = as_int("dims", dims, none=True)
-    options = (
-        ("kernel_size", kernel_size),
-        ("stride", stride),
-        ("padding", padding),
-        ("dilation", dilation),
-        ("output_padding", output_padding),
+    # the options that tell the number of spatial dims: torch reads a
+    # one-value stride, padding, dilation or output_padding in any number
+    options = tuple(
+        (name, value)
+        for name, value in (
+            ("kernel_size", kernel_size),
+            ("stride", stride),
+            ("padding", padding),
+            ("dilation", dilation),
+            ("output_padding", output_padding),
+        )
+        if name == "kernel_size" or not (isinstance(value, tuple) and len(value) == 1)
     )
     origin = ""
     if dims is None:
@@ -152,15 +160,23 @@ def conv(
         )
     if dims not in (1, 2, 3):
         raise fail("dims", "1, 2 or 3", dims)
-    kernel_size, stride, dilation = (
-        as_tuple(v, dims, n)
+    # torch keeps these as given (a one-value tuple stays one value) ...
+    given = {
+        "stride": torch_form(stride, dims),
+        "padding": padding if isinstance(padding, str) else torch_form(padding, dims),
+        "dilation": torch_form(dilation, dims),
+        "output_padding": torch_form(output_padding, dims),
+    }
+    # ... and its C++ ops read a one-value tuple as that value in every dim
+    kernel_size = as_tuple(kernel_size, dims, "kernel_size")
+    stride, dilation, output_padding = (
+        spread(v, dims, n)
         for v, n in (
-            (kernel_size, "kernel_size"),
             (stride, "stride"),
             (dilation, "dilation"),
+            (output_padding, "output_padding"),
         )
     )
-    output_padding = as_tuple(output_padding, dims, "output_padding")
     layer = f"Conv{'Transpose' if transposed else ''}{dims}d"
     if not transposed and any(output_padding):
         raise fail(
@@ -179,7 +195,6 @@ def conv(
         padding_mode,
         transposed,
     )
-    pads = padding if isinstance(padding, str) else as_tuple(padding, dims, "padding")
 
     batched = _check_input_rank(layer + origin, input_shape, dims)
     spatial = input_shape[-dims:]
@@ -201,7 +216,7 @@ def conv(
             spatial,
             kernel_size,
             stride,
-            pads,
+            spread(padding, dims, "padding"),
             dilation,
             output_padding,
             output_size,
@@ -212,6 +227,7 @@ def conv(
             raise fail(
                 "output_size", "left unset for a non-transposed conv", list(output_size)
             )
+        pads = _pad_pairs(padding, given, kernel_size, mode, len(input_shape))
         out_spatial, lines = _forward(
             spatial, kernel_size, stride, pads, dilation, mode
         )
@@ -248,15 +264,15 @@ def conv(
         "in_channels": in_channels,
         "out_channels": out_channels,
         "kernel_size": kernel_size,
-        "stride": stride,
-        "padding": pads,
-        "dilation": dilation,
+        "stride": given["stride"],
+        "padding": given["padding"],
+        "dilation": given["dilation"],
         "groups": groups,
         "bias": bias,
         "padding_mode": mode.value,
     }
     if transposed:
-        params["output_padding"] = output_padding
+        params["output_padding"] = given["output_padding"]
     symbols = ((("N", input_shape[0]),) if batched else ()) + (
         ("C_in", in_channels),
         ("C_out", out_channels),
@@ -347,18 +363,48 @@ def _check_input_rank(layer: str, input_shape: tuple[int, ...], dims: int) -> bo
     return len(input_shape) == dims + 2
 
 
-def _forward(spatial, kernel_size, stride, padding, dilation, mode):
-    """Output sizes of a plain convolution, and the arithmetic behind each."""
+def _pad_pairs(padding, given, kernel_size, mode, rank):
+    """The (left, right) padding of every spatial dim.
+
+    With zeros (and in transposed convs) torch's C++ op pads, reading a
+    one-value tuple as that value in every dim. The other modes pad first with
+    F.pad, from the padding as the module keeps it: a tuple pads the last dims,
+    as many as it has values, and 'same' zips dilation with kernel_size, so a
+    one-value dilation pads the first spatial dim alone.
+    """
+    dims = len(kernel_size)
     if padding == "valid":
-        padding = (0,) * len(spatial)
+        return ((0, 0),) * dims
     if padding == "same":
-        totals = tuple(d * (k - 1) for d, k in zip(dilation, kernel_size))
-        pads = tuple((t // 2, t - t // 2) for t in totals)
-    else:
+        dilation = given["dilation"]
         if mode is PaddingMode.zeros:
-            # the other modes pad with F.pad first, where a negative pad crops
-            check_non_negative("padding", padding)
-        pads = tuple((p, p) for p in padding)
+            dilation = spread(dilation, dims, "dilation")
+        pairs = [(0, 0)] * dims
+        for i, (d, k) in enumerate(zip(dilation, kernel_size)):
+            total = d * (k - 1)
+            pairs[i] = (total // 2, total - total // 2)
+        return tuple(pairs)
+    if mode is PaddingMode.zeros:
+        # F.pad would crop on a negative pad; the C++ op refuses one
+        check_non_negative("padding", padding)
+        return tuple((p, p) for p in spread(padding, dims, "padding"))
+    pads = given["padding"]
+    # F.pad pads the last len(pads) dims of an input one or two dims bigger
+    # TODO: torch also takes more values than spatial dims here, padding the
+    # channels (and batch) too; shapecalc refuses that rather than model it.
+    if not (1 <= len(pads) <= dims and rank - 2 <= len(pads) <= rank - 1):
+        fits = dims if rank == dims + 2 else f"{dims - 1} or {dims}"
+        raise fail(
+            "padding",
+            f"{fits} values for padding_mode={mode.value!r} on a {rank}-D input "
+            "(F.pad pads that many last dims)",
+            fmt_shape(pads),
+        )
+    return ((0, 0),) * (dims - len(pads)) + tuple((p, p) for p in pads)
+
+
+def _forward(spatial, kernel_size, stride, pads, dilation, mode):
+    """Output sizes of a plain convolution, and the arithmetic behind each."""
     _check_padding_mode(mode, spatial, pads)
     outs, lines = [], []
     for i, (x, (left, right), k, s, d) in enumerate(

@@ -35,11 +35,11 @@ from .common import (
     as_int_or_tuple,
     as_number,
     as_shape,
-    as_tuple,
     check_non_negative,
     check_positive,
     fail,
     fmt_shape,
+    spread,
 )
 from .common import infer_dims as common_infer_dims
 
@@ -162,8 +162,10 @@ def _typed(options: dict[str, Any]) -> dict[str, Any]:
     """torch's arguments (by their names) checked for the types torch takes."""
     typed = dict(options)
     for name in ("kernel_size", "stride", "padding", "dilation"):
-        if options[name] is not None:
+        if options[name] is not None or name in ("padding", "dilation"):
             typed[name] = as_int_or_tuple(name, options[name])
+    if typed["stride"] == ():  # torch's C++ ops read no stride as kernel_size
+        typed["stride"] = None
     typed["divisor_override"] = as_int(
         "divisor_override", options["divisor_override"], none=True
     )
@@ -177,6 +179,11 @@ def _typed(options: dict[str, Any]) -> dict[str, Any]:
             else as_shape("output_size", size, none=True)
         )
     return typed
+
+
+def needs(kind: PoolKind | str) -> int:
+    """How many of the first torch_args the class cannot do without."""
+    return sum(name in NEEDS for name in TAKES[_kind(kind)])
 
 
 def _kind(kind: PoolKind | str) -> PoolKind:
@@ -265,14 +272,14 @@ def _window_options(kind, layer, dims, options):
     """Per-dim tuples of kernel_size, stride, padding and dilation."""
     if kind is PoolKind.lp:
         _check_lp_kernel(layer, dims, options["kernel_size"], options["norm_type"])
-    kernel = _per_dim(options["kernel_size"], dims, "kernel_size")
+    kernel = spread(options["kernel_size"], dims, "kernel_size")
     stride = options["stride"]
-    stride = kernel if stride is None else _per_dim(stride, dims, "stride")
+    stride = kernel if stride is None else spread(stride, dims, "stride")
     return (
         kernel,
         stride,
-        _per_dim(options["padding"], dims, "padding"),
-        _per_dim(options["dilation"], dims, "dilation"),
+        spread(options["padding"], dims, "padding"),
+        spread(options["dilation"], dims, "dilation"),
     )
 
 
@@ -290,13 +297,6 @@ def _check_lp_kernel(layer: str, dims: int, kernel_size, norm_type) -> None:
         raise fail(
             "kernel_size", f"an int or {dims} values for {layer}", _show(kernel_size)
         )
-
-
-def _per_dim(value: IntOrTuple, dims: int, param: str) -> tuple[int, ...]:
-    """Like as_tuple, but torch's C++ pooling ops also spread a one-value tuple."""
-    if _length(value) == 1:
-        value = value[0]
-    return as_tuple(value, dims, param)
 
 
 def _length(value: Any) -> int | None:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import sys
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from .layers.common import (
     parse_int_or_tuple,
     parse_ints,
     parse_shape,
+    quoted,
     split_tokens,
 )
 from .layers.conv import PaddingMode, conv
@@ -627,9 +629,19 @@ def _output_size(text: str | None):
     tokens = split_tokens(text, "output_size")
     if len(tokens) == 1 and "," not in text:
         return parse_int_or_tuple(text, "output_size")
-    return tuple(
-        None if t.lower() == "none" else parse_ints(t, "output_size")[0] for t in tokens
-    )
+    sizes = []
+    for token in tokens:
+        if token.lower() == "none":
+            sizes.append(None)
+        elif re.fullmatch(r"[0-9]+", token, flags=re.ASCII):
+            sizes.append(parse_ints(token, "output_size")[0])
+        else:
+            raise ShapeError(
+                "output_size",
+                "output_size must be sizes or none separated by ',', got "
+                + quoted(text),
+            )
+    return tuple(sizes)
 
 
 def _rnn_input(cell, input_size, batch_first, input_shape, seq_len, batch):
@@ -679,8 +691,8 @@ def _run(compute, options: Options) -> None:
     from . import render
 
     fmt = options.fmt or render.default_format()
-    _warn_without_verify(options.verify, options.device, options.max_memory)
     try:
+        _check_unused(options.verify, options.device, options.max_memory)
         result = compute()
         failures = check_expect(_parse_expect(options.expect or []), result)
         verified = None
@@ -718,10 +730,15 @@ def _run(compute, options: Options) -> None:
         raise typer.Exit(1)
 
 
-def _warn_without_verify(verify: bool, device: str, max_memory: str) -> None:
+def _check_unused(verify: bool, device: str, max_memory: str) -> None:
+    """--device and --max-memory set without --verify: still checked, so that a
+    typo shows now, and a warning that they change nothing."""
     from . import render
+    from .verify import check_device_name, parse_size
 
     if not verify and (device, max_memory) != (DEVICE, MAX_MEMORY):
+        check_device_name(device)
+        parse_size(max_memory)
         render.warn("--device and --max-memory have no effect without --verify")
 
 
@@ -751,6 +768,14 @@ def run() -> None:
     """Console entry point: usage errors become one line on stderr, exit 2;
     output that cannot be written ends the run quietly (a closed pipe, 141) or
     with one line (exit 2); anything else unexpected is one line and exit 70."""
+    if sys.stderr is None:  # started with stderr closed: say nothing, not on stdout
+        sys.stderr = open(os.devnull, "w")  # kept open for the process's life
+    if sys.stdout is None:
+        print(
+            "shapecalc: error: cannot write the output: stdout is closed",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     if hasattr(signal, "SIGPIPE"):
         # a closed pipe ends us as it ends cat or grep (141), never as exit 1,
         # which scripts read as "a check failed"
@@ -787,12 +812,21 @@ def run() -> None:
 def _usage_error(message: str) -> None:
     """One line on stderr; a JSON object on stdout too when JSON was asked for."""
     print(f"shapecalc: error: {message}", file=sys.stderr)
-    args = [a.lower() for a in sys.argv[1:]]
-    pairs = zip(args, args[1:] + [""])
-    if "--format=json" in args or any(
-        a in ("--format", "-f") and b == "json" for a, b in pairs
-    ):
+    if _format_asked(sys.argv[1:]) == "json":
         print(json.dumps({"error": message, "param": None}))
+
+
+def _format_asked(args: list[str]) -> str | None:
+    """The last --format on a command line that did not parse, as typed."""
+    fmt = None
+    for arg, after in zip(args, args[1:] + [""]):
+        if arg in ("--format", "-f"):
+            fmt = after
+        elif arg.startswith("--format="):
+            fmt = arg.partition("=")[2]
+        elif arg.startswith("-f") and not arg.startswith("--"):
+            fmt = arg[2:]  # -fjson, as click reads it
+    return fmt.lower() if fmt else None
 
 
 def _flush_or_exit() -> None:
@@ -865,9 +899,9 @@ def check_command(
     from . import render, specs
 
     fmt = fmt or render.default_format()
-    _warn_without_verify(verify, device, max_memory)
     try:
-        if junit_xml:
+        _check_unused(verify, device, max_memory)
+        if junit_xml is not None:
             _writable(junit_xml)
         checker = _entry_verifier(device, max_memory) if verify else None
         show_bar = verify and sys.stderr.isatty() and fmt is Format.table
@@ -887,7 +921,7 @@ def check_command(
         print(f"shapecalc: note: {META_NOTE}", file=sys.stderr)
     with specs.gc_paused():
         render.show_report(outcomes, counts, fmt, quiet)
-        if junit_xml:
+        if junit_xml is not None:
             try:
                 render.write_junit(outcomes, junit_xml)
             except OSError as exc:

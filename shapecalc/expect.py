@@ -45,4 +45,6 @@ def matches(pattern: Pattern, shape: tuple[int, ...]) -> bool:
 
 
 def show(pattern: Pattern) -> str:
-    return "(" + ", ".join("*" if p is None else str(p) for p in pattern) + ")"
+    """A pattern as the shapes are shown: ``(8, *, 112)``, ``(5,)``, ``()``."""
+    items = ["*" if p is None else str(p) for p in pattern]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"

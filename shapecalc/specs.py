@@ -190,11 +190,21 @@ def display_name(path: str) -> str:
 
 def _parse_json(name: str, text: str):
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise SpecError(f"{name}:{exc.lineno}: invalid JSON: {exc.msg}") from None
     except (RecursionError, ValueError) as exc:  # nesting or digits past limits
         raise SpecError(f"{name}: invalid JSON: {_first_line(exc)}") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (TOML refuses it too)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise ValueError(f"duplicate key {key!r}")
+        data[key] = value
+    return data
 
 
 def _parse_toml(name: str, text: str):
@@ -230,7 +240,7 @@ def run_entry(entry: Entry, verify: Callable | None = None) -> Outcome:
         return _invalid(entry, "an entry must be a table of parameters")
     try:
         result = compute(entry.data)
-        wanted = expectations(entry.data.get("expect") or {})
+        wanted = expectations(entry.data.get("expect", {}))
         failures = check(wanted.items(), result)
     except ShapeError as exc:
         return _invalid(entry, str(exc))
@@ -258,6 +268,9 @@ def compute(data: dict[str, Any]) -> LayerResult:
         raise ShapeError(
             "type", f"type must be one of {', '.join(LAYERS)}, got {layer!r}"
         )
+    name = data.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ShapeError("name", f"name must be a string, got {name!r}")
     layer_fn, takes, needs = LAYERS[layer]
     for key in data:
         if key not in takes and key not in RESERVED:
@@ -324,7 +337,7 @@ def expectations(expect: Any) -> dict[str, Pattern]:
 def _pattern(name: str, want: Any) -> Pattern:
     items = want if isinstance(want, list) else None
     if items is None or not all(
-        v == "*" or (isinstance(v, int) and v >= -1) for v in items
+        v == "*" or (type(v) is int and v >= -1) for v in items
     ):
         raise ShapeError(
             "expect",

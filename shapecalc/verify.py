@@ -67,8 +67,13 @@ def parse_size(text: str) -> int:
             "max_memory must be a size such as 2GiB, 512MiB or 1000000, got "
             + quoted(text),
         )
+    whole, _, fraction = match.group(1).partition(".")
+    # Python's int() refuses more than 4300 digits: 40 are more bytes than any
+    # machine holds, and 20 decimals finer than one byte
+    whole = whole.lstrip("0") or "0"
+    number = "1" + "0" * 40 if len(whole) > 40 else f"{whole}.{fraction[:20] or 0}"
     # exact arithmetic: a float would overflow on a few hundred digits
-    return int(Fraction(match.group(1)) * _UNITS[unit])
+    return int(Fraction(number) * _UNITS[unit])
 
 
 def estimate_bytes(result: LayerResult) -> int:

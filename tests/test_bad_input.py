@@ -400,3 +400,165 @@ def test_bad_device_for_check_is_one_error_not_one_per_entry():
     )
     assert (result.exit_code, result.stdout) == (2, "")
     one_error_line(result, "device must be cpu, cuda, cuda:N or meta, got 'tpu'")
+
+
+# Found by a second attempt to break the command line.
+SMALL = [*CONV, "--input-shape", "1,3,8,8"]
+
+
+def test_closed_stdout_is_one_line_and_exit_2():
+    proc = subprocess.run(
+        f"'{sys.executable}' -m shapecalc {' '.join(SMALL)} --format plain >&-",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        "shapecalc: error: cannot write the output: stdout is closed\n",
+    )
+
+
+def test_closed_stderr_keeps_json_clean():
+    proc = subprocess.run(
+        f"'{sys.executable}' -m shapecalc {' '.join(CONV)} --input-shape 1,3,2,2 "
+        "--format json 2>&-",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert json.loads(proc.stdout)["param"] == "kernel_size"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-fjson", "--bogus"],
+        ["--format=json", "--bogus"],
+        ["--format", "plain", "--format", "json", "--bogus"],
+    ],
+)
+def test_usage_errors_find_json_however_it_is_asked_for(args):
+    result = shapecalc(*SMALL, *args)
+    assert result.returncode == 2
+    assert json.loads(result.stdout)["error"].startswith("No such option: --bogus")
+
+
+def test_usage_errors_under_the_last_format_given():
+    result = shapecalc(*SMALL, "--format", "json", "--format", "plain", "--bogus")
+    assert (result.returncode, result.stdout) == (2, "")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--device", "bogus"],
+            "device must be cpu, cuda, cuda:N or meta, got 'bogus'",
+        ),
+        (
+            ["--max-memory", "lots"],
+            "max_memory must be a size such as 2GiB, 512MiB or 1000000, got 'lots'",
+        ),
+    ],
+)
+def test_verify_options_are_checked_without_verify(args, message):
+    result = runner.invoke(app, [*SMALL, "--format", "shape", *args])
+    assert (result.exit_code, result.stdout) == (2, "")
+    one_error_line(result, message)
+
+
+@pytest.mark.parametrize("digits", ["9" * 5000, "0." + "9" * 5000])
+def test_max_memory_with_thousands_of_digits(digits):
+    result = runner.invoke(app, [*SMALL, "--verify", "--max-memory", digits])
+    assert result.exit_code in (0, 2)
+    assert "internal error" not in result.stderr
+
+
+def test_empty_junit_path_is_refused():
+    result = runner.invoke(
+        app, ["check", "examples/model.shapes.toml", "--junit-xml", ""]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.startswith("shapecalc: error: junit_xml must be a writable")
+
+
+@pytest.mark.parametrize(
+    "entry, detail",
+    [
+        (
+            {"expect": {"output": [True, 2, 2]}},
+            "expect.output must be a list of sizes, * or -1 for any, got [True, 2, 2]",
+        ),
+        ({"expect": []}, "expect must be a table of NAME = SHAPE, got []"),
+        ({"name": ["x"]}, "name must be a string, got ['x']"),
+    ],
+)
+def test_spec_entries_refuse_odd_expectations_and_names(entry, detail):
+    spec = {
+        "layer": [
+            {
+                "type": "GRU",
+                "input_size": 2,
+                "hidden_size": 2,
+                "input_shape": [1, 2],
+            }
+            | entry
+        ]
+    }
+    result = runner.invoke(
+        app, ["check", "-", "--format", "json"], input=json.dumps(spec)
+    )
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["entries"][0]["detail"] == detail
+
+
+def test_spec_json_refuses_a_key_given_twice():
+    text = '{"layer": [{"type": "GRU", "type": "LSTM", "input_shape": [1, 2]}]}'
+    result = runner.invoke(app, ["check", "-", "--format", "plain"], input=text)
+    assert result.exit_code == 2
+    assert result.stdout.endswith("invalid JSON: duplicate key 'type'\n")
+
+
+@pytest.mark.parametrize(
+    "args, code, stderr",
+    [
+        (
+            ["--expect", "output=1x*x6x6", "--expect", "output=*x*x*x*"],
+            0,
+            "",
+        ),
+        (
+            ["--expect", "bias=1"],
+            1,
+            "shapecalc: expectation failed: bias expected (1,), computed (16,)\n",
+        ),
+    ],
+)
+def test_expect_patterns_read_like_shapes(args, code, stderr):
+    result = runner.invoke(app, [*SMALL, "--format", "shape", *args])
+    assert (result.exit_code, result.stderr) == (code, stderr)
+
+
+def test_adaptive_output_size_errors_quote_the_whole_value():
+    result = runner.invoke(
+        app,
+        "pool --kind adaptive-avg --output-size".split()
+        + ["none x 3", "--dims", "2", "--input-shape", "1,2,4,4"],
+    )
+    assert result.exit_code == 2
+    one_error_line(
+        result,
+        "output_size must be sizes or none separated by ',', got 'none x 3'",
+    )
+
+
+def test_a_huge_rank_is_cut_short_in_the_message():
+    shape = ",".join(["1"] * 50_001)
+    result = runner.invoke(app, [*CONV, "--input-shape", shape])
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert len(line) < 1000 and " ... " in line

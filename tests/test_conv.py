@@ -168,6 +168,14 @@ def test_macs_by_hand(args, x, macs):
 
 REJECTED = [
     (
+        dict(in_channels=2, out_channels=2, kernel_size=1, padding=2, transposed=True),
+        (1, 2, 4),
+        "padding",
+        "padding must be small enough to leave an output, got (X_in-1)*stride - "
+        "2*padding + dilation*(k-1) + output_padding + 1 = (4-1)*1 - 2*2 + "
+        "1*(1-1) + 0 + 1 = 0 in spatial dim 0",
+    ),
+    (
         dict(
             in_channels=2,
             out_channels=4,

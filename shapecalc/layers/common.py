@@ -24,6 +24,8 @@ class ShapeError(ValueError):
     """
 
     def __init__(self, param: str, message: str, steps: tuple[str, ...] = ()):
+        if len(message) > 1000:  # a value as long as the input would drown the rule
+            message = message[:600] + " ... " + message[-300:]
         super().__init__(message)
         self.param = param
         self.steps = steps
@@ -327,7 +329,7 @@ def quoted(text: str, limit: int = 60) -> str:
     return repr(_shorter(text, limit))
 
 
-_SEPARATOR = re.compile(r"(?<=[0-9])\s*x\s*(?=[-0-9*])|\s*,\s*|\s+")
+_SEPARATOR = re.compile(r"(?<=[0-9*])\s*x\s*(?=[-0-9*])|\s*,\s*|\s+")
 
 
 def parse_ints(text: str, param: str, wildcard: bool = False) -> tuple[int | None, ...]:

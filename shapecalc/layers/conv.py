@@ -510,12 +510,12 @@ def _transposed(
     ):
         out = b + op
         if out < 1:
-            raise fail(
+            raise ShapeError(
                 "padding",
-                "small enough to leave an output, got (X_in-1)*stride"
-                f" - 2*padding + dilation*(k-1) + output_padding + 1 = "
-                f"({x}-1)*{s} - 2*{p} + {d}*({k}-1) + {op} + 1",
-                out,
+                "padding must be small enough to leave an output, got "
+                "(X_in-1)*stride - 2*padding + dilation*(k-1) + output_padding + 1"
+                f" = ({x}-1)*{s} - 2*{p} + {d}*({k}-1) + {op} + 1 = {out} in "
+                f"spatial dim {i}",
             )
         outs.append(out)
         lines.append(

@@ -733,10 +733,10 @@ def _run(compute, options: Options) -> None:
 def _check_unused(verify: bool, device: str, max_memory: str) -> None:
     """--device and --max-memory set without --verify: still checked, so that a
     typo shows now, and a warning that they change nothing."""
-    from . import render
-    from .verify import check_device_name, parse_size
-
     if not verify and (device, max_memory) != (DEVICE, MAX_MEMORY):
+        from . import render
+        from .verify import check_device_name, parse_size
+
         check_device_name(device)
         parse_size(max_memory)
         render.warn("--device and --max-memory have no effect without --verify")

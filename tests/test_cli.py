@@ -659,3 +659,19 @@ def test_device_without_verify_is_a_warning():
         "shapecalc: warning: --device and --max-memory have no effect without "
         "--verify\n"
     )
+
+
+@pytest.mark.parametrize("fmt", ["json", "plain", "shape"])
+def test_a_query_in_a_machine_format_imports_no_heavy_module(fmt):
+    # start-up is a feature: torch, numpy, rich and the verify module (with
+    # fractions and decimal) stay out of a plain shape query
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "shapecalc", *CONV, "-f", fmt],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()}
+    packages = {name.split(".")[0] for name in imported}
+    assert not {"torch", "numpy", "rich", "decimal"} & packages
+    assert "shapecalc.verify" not in imported

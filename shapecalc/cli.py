@@ -1,10 +1,13 @@
 """The command line: options in, one core call, one render out. No math here."""
 
+import gc
 import json
 import os
 import re
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -896,9 +899,25 @@ def check_command(
     Exit 0 when all pass, 1 when an expectation or verification fails, 2 when a
     file or entry is invalid (the others still run and are reported), 3 when
     verification cannot run."""
-    from . import render, specs
+    from . import render
 
     fmt = fmt or render.default_format()
+    # a big check keeps every result until the report: the cycle collector
+    # would traverse them again and again (a quarter of the run) for nothing,
+    # but torch's modules may hold cycles, so it runs as usual under --verify
+    with nullcontext() if verify else _gc_paused():
+        counts = _check_and_report(
+            files, fmt, verify, device, max_memory, junit_xml, quiet
+        )
+    if counts["invalid"] or counts["failed"]:
+        raise typer.Exit(2 if counts["invalid"] else 1)
+
+
+def _check_and_report(files, fmt, verify, device, max_memory, junit_xml, quiet):
+    """Run every entry, print the report, return the totals; the outcomes are
+    gone when it returns."""
+    from . import render, specs
+
     try:
         _check_unused(verify, device, max_memory)
         if junit_xml is not None:
@@ -919,20 +938,29 @@ def check_command(
         from .verify import META_NOTE
 
         print(f"shapecalc: note: {META_NOTE}", file=sys.stderr)
-    with specs.gc_paused():
-        render.show_report(outcomes, counts, fmt, quiet)
-        if junit_xml is not None:
-            try:
-                render.write_junit(outcomes, junit_xml)
-            except OSError as exc:
-                print(
-                    f"shapecalc: error: cannot write --junit-xml {junit_xml}: "
-                    f"{exc.strerror or exc}",
-                    file=sys.stderr,
-                )
-                raise typer.Exit(2) from None
-    if counts["invalid"] or counts["failed"]:
-        raise typer.Exit(2 if counts["invalid"] else 1)
+    render.show_report(outcomes, counts, fmt, quiet)
+    if junit_xml is not None:
+        try:
+            render.write_junit(outcomes, junit_xml)
+        except OSError as exc:
+            print(
+                f"shapecalc: error: cannot write --junit-xml {junit_xml}: "
+                f"{exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            raise typer.Exit(2) from None
+    return counts
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _writable(path: str) -> None:

@@ -10,12 +10,10 @@ names to shapes (``*`` or -1 matches any size). ``name`` labels the entry.
 
 from __future__ import annotations
 
-import gc
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -234,12 +232,21 @@ def _entry_lines(text: str, is_json: bool) -> list[int]:
     return lines
 
 
-def run_entry(entry: Entry, verify: Callable | None = None) -> Outcome:
-    """Compute one entry, check its expectations and, optionally, verify it."""
+def run_entry(
+    entry: Entry, verify: Callable | None = None, cache: dict | None = None
+) -> Outcome:
+    """Compute one entry, check its expectations and, optionally, verify it.
+
+    With a ``cache``, entries that differ only in name and expectations share
+    one result: models repeat their layers, and a result is immutable.
+    """
     if not isinstance(entry.data, dict):
         return _invalid(entry, "an entry must be a table of parameters")
+    name = entry.data.get("name")
+    if name is not None and not isinstance(name, str):
+        return _invalid(entry, f"name must be a string, got {name!r}")
     try:
-        result = compute(entry.data)
+        result = _computed(entry.data, cache)
         wanted = expectations(entry.data.get("expect", {}))
         failures = check(wanted.items(), result)
     except ShapeError as exc:
@@ -261,6 +268,19 @@ def run_entry(entry: Entry, verify: Callable | None = None) -> Outcome:
     return Outcome(entry, entry.file, "pass", summary, result, verified)
 
 
+def _computed(data: dict[str, Any], cache: dict | None) -> LayerResult:
+    try:  # JSON text tells true from 1 and 1.0, as the checks do
+        key = json.dumps({k: v for k, v in data.items() if k not in ("name", "expect")})
+    except (TypeError, ValueError):  # a value JSON cannot hold: compute refuses it
+        key = None
+    if cache is None or key is None:
+        return compute(data)
+    result = cache.get(key)
+    if result is None:
+        result = cache[key] = compute(data)
+    return result
+
+
 def compute(data: dict[str, Any]) -> LayerResult:
     """The LayerResult of one entry's parameters."""
     layer = data.get("type")
@@ -268,9 +288,6 @@ def compute(data: dict[str, Any]) -> LayerResult:
         raise ShapeError(
             "type", f"type must be one of {', '.join(LAYERS)}, got {layer!r}"
         )
-    name = data.get("name")
-    if name is not None and not isinstance(name, str):
-        raise ShapeError("name", f"name must be a string, got {name!r}")
     layer_fn, takes, needs = LAYERS[layer]
     for key in data:
         if key not in takes and key not in RESERVED:
@@ -363,35 +380,19 @@ def run_files(
     paths: list[str], verify: Callable | None = None, progress: Callable | None = None
 ) -> list[Outcome]:
     """Every entry of every file; a broken file or entry never hides the rest."""
-    # torch's modules may hold cycles, so collect as usual when verifying
-    with nullcontext() if verify else gc_paused():
-        loaded: list[Entry | Outcome] = []
-        for path in paths:
-            try:
-                loaded += load(path)
-            except SpecError as exc:
-                loaded.append(file_error(display_name(path), str(exc)))
-        step = progress(len(loaded)) if progress else (lambda: None)
-        outcomes = []
-        for item in loaded:
-            outcomes.append(
-                item if isinstance(item, Outcome) else run_entry(item, verify)
-            )
-            step()
+    loaded: list[Entry | Outcome] = []
+    for path in paths:
+        try:
+            loaded += load(path)
+        except SpecError as exc:
+            loaded.append(file_error(display_name(path), str(exc)))
+    step = progress(len(loaded)) if progress else (lambda: None)
+    outcomes, cache = [], {}
+    for item in loaded:
+        done = item if isinstance(item, Outcome) else run_entry(item, verify, cache)
+        outcomes.append(done)
+        step()
     return outcomes
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cycle collection while many acyclic results pile up: it halves the time
-    of a large check, whose objects are all kept until the report anyway."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def totals(outcomes: list[Outcome]) -> dict[str, int]:

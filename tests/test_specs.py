@@ -405,3 +405,28 @@ def test_entries_take_the_arguments_torch_takes(entry):
     if status == "ok":
         outputs = [t.shape for t in ours.tensors if t.role == "output"]
         assert outputs == shapes
+
+
+def test_repeated_layers_share_one_result_but_keep_their_own_checks(tmp_path):
+    gru = {"type": "GRU", "input_size": 2, "hidden_size": 3, "input_shape": [4, 2]}
+    spec = {
+        "layer": [
+            gru | {"name": "a", "expect": {"h_n": [1, 3]}},
+            gru | {"name": "b", "expect": {"h_n": [1, 4]}},
+            gru | {"bias": True},
+            gru | {"bias": 1},  # TOML and JSON tell 1 from true; so must the cache
+            gru | {"name": ["not", "a", "string"]},
+        ]
+    }
+    path = write(tmp_path, "r.json", json.dumps(spec))
+    outcomes = run_files([path])
+    assert [o.status for o in outcomes] == [
+        "pass",
+        "fail",
+        "pass",
+        "invalid",
+        "invalid",
+    ]
+    assert outcomes[0].result is outcomes[1].result
+    assert outcomes[3].detail == "bias must be true or false, got 1"
+    assert outcomes[4].detail == "name must be a string, got ['not', 'a', 'string']"

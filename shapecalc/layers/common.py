@@ -89,7 +89,7 @@ class LayerResult:
         named = list(self.weights) + [(t.name, t.shape) for t in self.tensors]
         for name, shape in named:
             itemsize = 8 if name == "indices" else 4  # int64, else float32
-            if prod(shape) * itemsize >= INT64:
+            if prod(shape) >= INT64 // 8 and prod(shape) * itemsize >= INT64:
                 raise ShapeError(
                     name,
                     f"{name} must have fewer than {INT64 // itemsize:,} elements "
@@ -271,6 +271,8 @@ def as_int(param: str, value: Any, none: bool = False) -> int | None:
     >>> as_int("groups", 2)
     2
     """
+    if type(value) is int and -INT64 < value < INT64:  # the usual case, first
+        return value
     if none and value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
@@ -282,6 +284,8 @@ def as_int(param: str, value: Any, none: bool = False) -> int | None:
 
 def as_int_or_tuple(param: str, value: Any) -> int | tuple[int, ...]:
     """One int for every dim, or a tuple (or list) of ints, one per dim."""
+    if type(value) is int:
+        return as_int(param, value)  # type: ignore[return-value]
     if isinstance(value, (tuple, list)):
         return tuple(as_int(param, v) for v in value)
     if isinstance(value, bool) or not isinstance(value, int):

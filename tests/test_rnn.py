@@ -39,6 +39,17 @@ def test_tutorial_shapes(args, x, h0, out, hn):
     assert result.shapes == {"input": x, "h_0": h0, "output": out, "h_n": hn}
 
 
+@needs_torch
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+@pytest.mark.parametrize("args, x, h0, out, hn", TUTORIAL)
+def test_tutorial_shapes_verify(args, x, h0, out, hn, device):
+    from shapecalc.verify import verify
+
+    verified = verify(rnn(x, hx_shape=h0, **args), device)
+    assert (verified.ok, verified.error) == (True, None)
+    assert (verified.shapes["output"], verified.shapes["h_n"]) == (out, hn)
+
+
 CASES = [
     # LSTM with projection: h has proj_size features, c keeps hidden_size.
     (

@@ -177,7 +177,7 @@ class Options:
     dtype: Dtype
 
 
-@app.command("rnn")
+@app.command("rnn", epilog=" ".join(EXIT_CODES.split()))
 def rnn_command(
     ctx: typer.Context,
     input_size: Annotated[
@@ -327,7 +327,7 @@ def rnn_command(
     _run(compute, Options(fmt, expect, verify, device, max_memory, explain, dtype))
 
 
-@app.command("conv")
+@app.command("conv", epilog=" ".join(EXIT_CODES.split()))
 def conv_command(
     ctx: typer.Context,
     in_channels: Annotated[
@@ -472,7 +472,7 @@ def conv_command(
     _run(compute, Options(fmt, expect, verify, device, max_memory, explain, dtype))
 
 
-@app.command("pool")
+@app.command("pool", epilog=" ".join(EXIT_CODES.split()))
 def pool_command(
     ctx: typer.Context,
     input_shape: Annotated[
@@ -847,7 +847,7 @@ def _silence_stdout() -> None:
     os.dup2(devnull, 1)
 
 
-@app.command("check")
+@app.command("check", epilog=" ".join(EXIT_CODES.split()))
 def check_command(
     files: Annotated[
         list[str],

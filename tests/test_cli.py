@@ -675,3 +675,12 @@ def test_a_query_in_a_machine_format_imports_no_heavy_module(fmt):
     packages = {name.split(".")[0] for name in imported}
     assert not {"torch", "numpy", "rich", "decimal"} & packages
     assert "shapecalc.verify" not in imported
+
+
+@pytest.mark.parametrize("command", [[], ["rnn"], ["conv"], ["pool"], ["check"]])
+def test_every_help_states_the_exit_codes(command):
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "Exit codes: 0 success; 1 a check failed" in text
+    assert "3 verification could not run" in text

@@ -90,20 +90,26 @@ def main(
     """Tensor shapes of PyTorch layers."""
 
 
+def format_option(help: str):
+    """--format, with what each format prints for the command at hand."""
+    return Annotated[
+        Format | None,
+        option(
+            OUTPUT,
+            "--format",
+            "-f",
+            case_sensitive=False,
+            help=help + " Default: table on a terminal, plain when stdout is piped.",
+            show_default=False,
+        ),
+    ]
+
+
 # Options shared by every layer command.
-FormatOpt = Annotated[
-    Format | None,
-    option(
-        OUTPUT,
-        "--format",
-        "-f",
-        case_sensitive=False,
-        help="table for people; json (one object), plain (name<TAB>shape lines) or "
-        "shape (the output shape alone) for scripts. Default: table on a terminal, "
-        "plain when stdout is piped.",
-        show_default=False,
-    ),
-]
+FormatOpt = format_option(
+    "table for people; json (one object), plain (name<TAB>shape lines) or shape "
+    "(the output shape alone) for scripts."
+)
 ExpectOpt = Annotated[
     list[str] | None,
     option(
@@ -847,6 +853,13 @@ def _silence_stdout() -> None:
     os.dup2(devnull, 1)
 
 
+CheckFormatOpt = format_option(
+    "table for people; json (one report object); plain (a line per entry: "
+    "file:line, entry, layer, status, detail, tab-separated); shape (file:line, "
+    "entry, output shape; empty when invalid)."
+)
+
+
 @app.command("check", epilog=" ".join(EXIT_CODES.split()))
 def check_command(
     files: Annotated[
@@ -857,20 +870,7 @@ def check_command(
             help="Spec files, TOML or JSON; - reads one from stdin.",
         ),
     ],
-    fmt: Annotated[
-        Format | None,
-        option(
-            OUTPUT,
-            "--format",
-            "-f",
-            case_sensitive=False,
-            help="table for people; json (one report object); plain (a line per "
-            "entry: file:line, entry, layer, status, detail, tab-separated); shape "
-            "(file:line, entry, output shape; empty when invalid). Default: table "
-            "on a terminal, plain when stdout is piped.",
-            show_default=False,
-        ),
-    ] = None,
+    fmt: CheckFormatOpt = None,
     verify: VerifyOpt = False,
     device: DeviceOpt = DEVICE,
     max_memory: MaxMemoryOpt = MAX_MEMORY,

@@ -366,8 +366,8 @@ def _check_input_rank(layer: str, input_shape: tuple[int, ...], dims: int) -> bo
 def _pad_pairs(padding, given, kernel_size, mode, rank):
     """The (left, right) padding of every spatial dim.
 
-    With zeros (and in transposed convs) torch's C++ op pads, reading a
-    one-value tuple as that value in every dim. The other modes pad first with
+    With zeros torch's C++ op pads, reading a one-value tuple as that value
+    in every dim. The other modes pad first with
     F.pad, from the padding as the module keeps it: a tuple pads the last dims,
     as many as it has values, and 'same' zips dilation with kernel_size, so a
     one-value dilation pads the first spatial dim alone.
@@ -392,12 +392,13 @@ def _pad_pairs(padding, given, kernel_size, mode, rank):
     # F.pad pads the last len(pads) dims of an input one or two dims bigger
     # TODO: torch also takes more values than spatial dims here, padding the
     # channels (and batch) too; shapecalc refuses that rather than model it.
-    if not (1 <= len(pads) <= dims and rank - 2 <= len(pads) <= rank - 1):
-        fits = dims if rank == dims + 2 else f"{dims - 1} or {dims}"
+    fits = [n for n in range(1, dims + 1) if rank - 2 <= n <= rank - 1]
+    if len(pads) not in fits:
+        counts = " or ".join(map(str, fits)) + (" value" if fits == [1] else " values")
         raise fail(
             "padding",
-            f"{fits} values for padding_mode={mode.value!r} on a {rank}-D input "
-            "(F.pad pads that many last dims)",
+            f"{counts} for padding_mode={mode.value!r} on a {rank}-D input (F.pad "
+            "pads that many last dims)",
             fmt_shape(pads),
         )
     return ((0, 0),) * (dims - len(pads)) + tuple((p, p) for p in pads)

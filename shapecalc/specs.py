@@ -269,11 +269,12 @@ def run_entry(
 
 
 def _computed(data: dict[str, Any], cache: dict | None) -> LayerResult:
+    """compute(data), or the result of an earlier entry with the same layer."""
+    if cache is None:
+        return compute(data)
     try:  # JSON text tells true from 1 and 1.0, as the checks do
         key = json.dumps({k: v for k, v in data.items() if k not in ("name", "expect")})
     except (TypeError, ValueError):  # a value JSON cannot hold: compute refuses it
-        key = None
-    if cache is None or key is None:
         return compute(data)
     result = cache.get(key)
     if result is None:

@@ -10,7 +10,7 @@ import enum
 import json
 import re
 import sys
-from math import prod
+from math import isfinite, prod
 from typing import Any
 
 from .layers.common import (
@@ -91,9 +91,7 @@ def output_name(result: LayerResult) -> str:
 def as_json(result: LayerResult, verified=None, dtype=Dtype.float32) -> dict:
     return {
         "layer": result.layer,
-        "params": {
-            k: list(v) if isinstance(v, tuple) else v for k, v in result.params.items()
-        },
+        "params": {k: _json_value(v) for k, v in result.params.items()},
         "shapes": {t.name: list(t.shape) for t in result.tensors},
         "formulas": {t.name: t.formula for t in result.tensors},
         "symbols": symbol_values(result),
@@ -117,6 +115,16 @@ def as_json(result: LayerResult, verified=None, dtype=Dtype.float32) -> dict:
             "note": verified.note,
         },
     }
+
+
+def _json_value(value):
+    """Tuples as lists; inf and nan (an LPPool's norm_type may be inf) as the
+    strings "inf" and "nan", which every JSON parser reads, unlike Infinity."""
+    if isinstance(value, tuple):
+        return [_json_value(v) for v in value]
+    if isinstance(value, float) and not isfinite(value):
+        return str(value)
+    return value
 
 
 def _step_json(step: Step) -> dict[str, Any]:

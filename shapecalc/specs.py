@@ -308,7 +308,12 @@ def compute(data: dict[str, Any]) -> LayerResult:
 
 
 def _value(key: str, value: Any) -> Any:
-    """A parameter checked against the type torch takes; lists become tuples."""
+    """A parameter checked against the type torch takes; lists become tuples.
+
+    JSON's null is None, which some arguments take (a pool's stride); the
+    layer's own checks refuse it where torch does."""
+    if value is None:
+        return None
     if key in FLAGS:
         if type(value) is not bool:
             raise ShapeError(key, f"{key} must be true or false, got {value!r}")
@@ -338,7 +343,7 @@ def _integer(key: str, value: Any, none: bool = False) -> int | None:
         raise ShapeError(
             key, f"{key} must be an integer or a list of integers, got {value!r}"
         )
-    if not -INT64 < value < INT64:
+    if not -INT64 <= value < INT64:
         raise ShapeError(key, f"{key} must fit in int64, got {value}")
     return value
 

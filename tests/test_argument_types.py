@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from shapecalc import ShapeError, conv, pool, rnn, rnn_cell
 from tests.conftest import TORCH, needs_torch, torch_outcome
 
+FLAGS = {"bias", "bidirectional", "ceil_mode", "count_include_pad"}
+
 ODD_VALUES = st.sampled_from(
     [2, 1, 0, True, False, 2.0, 2.5, "2", "same", None, (2,), [2, 2], (2, 2.0), ()]
 )
@@ -23,7 +25,15 @@ LAYERS = {
         "Conv2d",
         dict(in_channels=2, out_channels=4, kernel_size=3),
         (1, 2, 6, 6),
-        ("kernel_size", "stride", "padding", "dilation", "groups", "out_channels"),
+        (
+            "kernel_size",
+            "stride",
+            "padding",
+            "dilation",
+            "groups",
+            "out_channels",
+            "bias",
+        ),
     ),
     "transposed": (
         lambda x, **a: conv(x, dims=1, transposed=True, **a),
@@ -37,7 +47,7 @@ LAYERS = {
         "LSTM",
         dict(input_size=3, hidden_size=4, num_layers=2),
         (5, 1, 3),
-        ("hidden_size", "num_layers", "proj_size", "dropout"),
+        ("hidden_size", "num_layers", "proj_size", "dropout", "bidirectional"),
     ),
     "gru-cell": (
         lambda x, **a: rnn_cell(x, mode="gru", **a),
@@ -51,14 +61,14 @@ LAYERS = {
         "MaxPool2d",
         dict(kernel_size=2),
         (1, 2, 6, 6),
-        ("kernel_size", "stride", "padding", "dilation"),
+        ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
     ),
     "avgpool": (
         lambda x, **a: pool(x, "avg", dims=2, **a),
         "AvgPool2d",
         dict(kernel_size=2),
         (1, 2, 6, 6),
-        ("divisor_override", "stride"),
+        ("divisor_override", "stride", "count_include_pad"),
     ),
     "adaptive": (
         lambda x, **a: pool(x, "adaptive-avg", dims=2, **a),
@@ -86,10 +96,10 @@ def test_argument_types_agree_with_torch(name, data):
         lambda: getattr(TORCH.nn, cls)(**args), lambda m: m(TORCH.zeros(x))
     )
     event(f"torch: {status}")
-    if isinstance(value, bool) and isinstance(ours, ShapeError):
+    if isinstance(ours, ShapeError) and isinstance(value, bool) != (arg in FLAGS):
         # torch takes True for an int in a few places (a conv's kernel_size, an
-        # LSTM's hidden_size) and refuses it in most; shapecalc always refuses
-        # it (README, limitations)
+        # LSTM's hidden_size) and other values than True and False for some
+        # flags (a conv's bias); shapecalc refuses both (README, limitations)
         return
     assert isinstance(ours, ShapeError) == (status == "error"), (ours, shapes)
     if status == "ok":

@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from typer.testing import CliRunner
 
+from shapecalc import ShapeError, pool, rnn
 from shapecalc.cli import app
 from shapecalc.layers.common import quoted
 
@@ -562,3 +563,123 @@ def test_a_huge_rank_is_cut_short_in_the_message():
     assert result.exit_code == 2
     (line,) = result.stderr.splitlines()
     assert len(line) < 1000 and " ... " in line
+
+
+# Found by a third attempt, against the rules added after the second.
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            "conv --transposed --in-channels 2 --out-channels 2 --kernel-size 3 "
+            "--stride 2, --input-shape 1,2,4,4 --output-size 9,9".split(),
+            "stride must be 2 values (or one int) when output_size is given, got (2,)",
+        ),
+        (
+            "pool --kind max --kernel-size 1 --dims 2 --input-shape "
+            "1,1,1073741824,1073741824".split(),
+            "output must have fewer than 1,152,921,504,606,846,976 elements "
+            "(MaxPool2d also builds int64 indices of its shape, even without "
+            "return_indices), got (1, 1, 1073741824, 1073741824)",
+        ),
+        (
+            "conv --in-channels 1 --out-channels 1 --kernel-size 3 --stride "
+            "1099511627776 --padding 2147483648 --padding-mode replicate --dims 2 "
+            "--input-shape 1,1,8,8".split(),
+            "padding must leave a padded input of fewer than "
+            "2,305,843,009,213,693,952 elements (padding_mode='replicate' pads a "
+            "copy of the input first), got (1, 1, 4294967304, 4294967304)",
+        ),
+    ],
+)
+def test_what_torch_refuses_beyond_the_plain_rules(args, message):
+    result = runner.invoke(app, [*args, "--format", "shape"])
+    assert (result.exit_code, result.stdout) == (2, "")
+    one_error_line(result, message)
+
+
+def test_max_pool_1d_builds_no_hidden_indices():
+    big = str(2**60)  # float32 output fits; int64 indices would not
+    result = runner.invoke(
+        app,
+        [
+            "pool",
+            "--kind",
+            "max",
+            "--kernel-size",
+            "1",
+            "--dims",
+            "1",
+            "--input-shape",
+            f"1,{big}",
+            "--format",
+            "shape",
+        ],
+    )
+    assert (result.exit_code, result.stdout) == (0, f"1,{big}\n")
+
+
+def test_spec_null_is_the_default_where_torch_takes_none():
+    spec = {
+        "layer": [
+            {
+                "type": "AvgPool2d",
+                "kernel_size": 2,
+                "stride": None,
+                "divisor_override": None,
+                "input_shape": [1, 4, 4],
+            },
+            {
+                "type": "Conv2d",
+                "in_channels": 1,
+                "out_channels": 1,
+                "kernel_size": 1,
+                "stride": None,
+                "input_shape": [1, 4, 4],
+            },
+        ]
+    }
+    result = runner.invoke(
+        app, ["check", "-", "--format", "json"], input=json.dumps(spec)
+    )
+    entries = json.loads(result.stdout)["entries"]
+    assert [e["status"] for e in entries] == ["pass", "invalid"]
+    assert entries[0]["shapes"]["output"] == [1, 2, 2]
+    assert entries[1]["detail"] == (
+        "stride must be an integer or a tuple of integers, got None"
+    )
+
+
+def test_json_writes_an_infinite_norm_type_as_a_string():
+    result = runner.invoke(
+        app,
+        "pool --kind lp --norm-type inf --kernel-size 2 --dims 1 --input-shape 1,3,8 "
+        "--format json".split(),
+    )
+    assert "Infinity" not in result.stdout
+    assert json.loads(result.stdout)["params"]["norm_type"] == "inf"
+
+
+def test_int64_includes_its_lowest_value():
+    with pytest.raises(ShapeError, match="^divisor_override must be nonzero"):
+        pool((1, 4, 4), "avg", kernel_size=2, divisor_override=0, dims=2)
+    result = pool((1, 4, 4), "avg", kernel_size=2, divisor_override=-(2**63), dims=2)
+    assert result.shapes["output"] == (1, 2, 2)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda: rnn((2, 3), 3, 4, bidirectional="no"),
+            "bidirectional must be True or False, got 'no'",
+        ),
+        (
+            lambda: pool((1, 2, 5, 5), "max", kernel_size=2, dims=2, ceil_mode=None),
+            "ceil_mode must be True or False, got None",
+        ),
+    ],
+)
+def test_api_flags_must_be_booleans(call, message):
+    with pytest.raises(ShapeError) as info:
+        call()
+    assert str(info.value) == message

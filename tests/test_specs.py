@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from shapecalc import ShapeError
 from shapecalc.cli import app
-from shapecalc.specs import LAYERS, compute, load, run_files, totals
+from shapecalc.specs import FLAGS, LAYERS, compute, load, run_files, totals
 from tests.conftest import TORCH, needs_torch, torch_outcome
 
 runner = CliRunner()
@@ -368,6 +368,9 @@ def entries_with_any_arguments(draw):
     for i, name in enumerate(takes):
         if name in ANY_ARGUMENT and draw(st.integers(0, 19)) < (19 if i < needs else 8):
             entry[name] = draw(ANY_ARGUMENT[name])
+            if name not in FLAGS and draw(st.integers(0, 19)) == 0:
+                # JSON's null; a flag must be true or false (README, limitations)
+                entry[name] = None
     if draw(st.integers(0, 2)) == 0:
         name = draw(st.sampled_from(sorted(ANY_ARGUMENT)))
         entry[name] = draw(ANY_ARGUMENT[name])
@@ -384,7 +387,9 @@ def _torch_entry(entry):
     args = {k: v for k, v in entry.items() if k not in ("type", "input_shape")}
     forward = {}
     if entry["type"].startswith("ConvTranspose") and "output_size" in args:
-        forward["output_size"] = [args.pop("output_size")] * int(entry["type"][-2])
+        size = args.pop("output_size")
+        dims = int(entry["type"][-2])
+        forward["output_size"] = None if size is None else [size] * dims
     cls = getattr(TORCH.nn, entry["type"])
     return torch_outcome(
         lambda: cls(**args),

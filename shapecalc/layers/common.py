@@ -271,13 +271,13 @@ def as_int(param: str, value: Any, none: bool = False) -> int | None:
     >>> as_int("groups", 2)
     2
     """
-    if type(value) is int and -INT64 < value < INT64:  # the usual case, first
+    if type(value) is int and -INT64 <= value < INT64:  # the usual case, first
         return value
     if none and value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise fail(param, "an integer", _quoted_value(value))
-    if not -INT64 < value < INT64:
+    if not -INT64 <= value < INT64:
         raise fail(param, "an integer that fits in int64", _shorter(str(value)))
     return int(value)
 
@@ -298,6 +298,13 @@ def as_shape(param: str, value: Any, none: bool = False) -> tuple[int, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise fail(param, "a sequence of integers", _quoted_value(value))
     return tuple(as_int(param, v, none) for v in value)  # type: ignore[misc]
+
+
+def as_flag(param: str, value: Any) -> bool:
+    """True or False: torch's C++ ops refuse other values for most flags."""
+    if not isinstance(value, bool):
+        raise fail(param, "True or False", _quoted_value(value))
+    return value
 
 
 def as_number(param: str, value: Any, rule: str = "a number") -> float:
@@ -354,7 +361,7 @@ def parse_ints(text: str, param: str, wildcard: bool = False) -> tuple[int | Non
             values.append(None)
         elif not re.fullmatch(r"-?[0-9]+", token, flags=re.ASCII):
             raise fail(param, "integers separated by ',' or 'x'", quoted(text))
-        elif len(token.lstrip("-")) > 19 or not -INT64 < int(token) < INT64:
+        elif len(token.lstrip("-")) > 19 or not -INT64 <= int(token) < INT64:
             raise fail(param, "made of sizes that fit in int64", quoted(text))
         else:
             values.append(int(token))

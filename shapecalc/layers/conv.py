@@ -21,11 +21,13 @@ from collections.abc import Sequence
 from math import prod
 
 from .common import (
+    INT64,
     SPATIAL,
     LayerResult,
     ShapeError,
     Step,
     Tensor,
+    as_flag,
     as_int,
     as_int_or_tuple,
     as_shape,
@@ -128,6 +130,7 @@ def conv(
             ("output_padding", output_padding),
         )
     )
+    bias, transposed = as_flag("bias", bias), as_flag("transposed", transposed)
     if not isinstance(padding, str):
         padding = as_int_or_tuple("padding", padding)
     if output_size is not None:
@@ -212,6 +215,8 @@ def conv(
     if any(x < 1 for x in spatial):
         raise fail("input", "non-empty in every spatial dim", fmt_shape(input_shape))
     if transposed:
+        if output_size is not None:
+            _check_full_tuples(given, dims)
         out_spatial, lines, fwd = _transposed(
             spatial,
             kernel_size,
@@ -228,6 +233,8 @@ def conv(
                 "output_size", "left unset for a non-transposed conv", list(output_size)
             )
         pads = _pad_pairs(padding, given, kernel_size, mode, len(input_shape))
+        if mode is not PaddingMode.zeros:
+            _check_padded_copy(input_shape, pads, mode)
         out_spatial, lines = _forward(
             spatial, kernel_size, stride, pads, dilation, mode
         )
@@ -402,6 +409,33 @@ def _pad_pairs(padding, given, kernel_size, mode, rank):
             fmt_shape(pads),
         )
     return ((0, 0),) * (dims - len(pads)) + tuple((p, p) for p in pads)
+
+
+def _check_full_tuples(given, dims: int) -> None:
+    """With output_size, torch's Python code reads stride, padding and dilation
+    once per spatial dim: a one-value tuple is not spread there."""
+    for name in ("stride", "padding", "dilation"):
+        if len(given[name]) < dims:
+            raise fail(
+                name,
+                f"{dims} values (or one int) when output_size is given",
+                fmt_shape(given[name]),
+            )
+
+
+def _check_padded_copy(input_shape, pads, mode: PaddingMode) -> None:
+    """F.pad makes a padded copy of the input first: it must fit torch's storage."""
+    dims = len(pads)
+    padded = input_shape[:-dims] + tuple(
+        x + left + right for x, (left, right) in zip(input_shape[-dims:], pads)
+    )
+    if prod(padded) * 4 >= INT64:
+        raise ShapeError(
+            "padding",
+            f"padding must leave a padded input of fewer than {INT64 // 4:,} "
+            f"elements (padding_mode={mode.value!r} pads a copy of the input "
+            f"first), got {fmt_shape(padded)}",
+        )
 
 
 def _forward(spatial, kernel_size, stride, pads, dilation, mode):

@@ -22,15 +22,17 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from math import isinf
+from math import isinf, prod
 from typing import Any
 
 from .common import (
+    INT64,
     SPATIAL,
     LayerResult,
     ShapeError,
     Step,
     Tensor,
+    as_flag,
     as_int,
     as_int_or_tuple,
     as_number,
@@ -148,6 +150,8 @@ def pool(
         params, out_spatial, lines = _adaptive(kind, layer, dims, input_shape, options)
     else:
         params, out_spatial, lines = _window(kind, layer, dims, input_shape, options)
+    if kind is PoolKind.adaptive_max or (kind is PoolKind.max and dims > 1):
+        _check_hidden_indices(layer, input_shape[:-dims] + out_spatial)
     return _result(
         layer,
         params,
@@ -158,6 +162,18 @@ def pool(
     )
 
 
+def _check_hidden_indices(layer: str, output: tuple[int, ...]) -> None:
+    """These ops build int64 indices beside the output, returned or not, so the
+    output must fit torch's storage limit at 8 bytes an element."""
+    if prod(output) * 8 >= INT64:
+        raise ShapeError(
+            "output",
+            f"output must have fewer than {INT64 // 8:,} elements ({layer} also "
+            "builds int64 indices of its shape, even without return_indices), got "
+            + fmt_shape(output),
+        )
+
+
 def _typed(options: dict[str, Any]) -> dict[str, Any]:
     """torch's arguments (by their names) checked for the types torch takes."""
     typed = dict(options)
@@ -166,6 +182,8 @@ def _typed(options: dict[str, Any]) -> dict[str, Any]:
             typed[name] = as_int_or_tuple(name, options[name])
     if typed["stride"] == ():  # torch's C++ ops read no stride as kernel_size
         typed["stride"] = None
+    for name in ("ceil_mode", "count_include_pad", "return_indices"):
+        typed[name] = as_flag(name, options[name])
     typed["divisor_override"] = as_int(
         "divisor_override", options["divisor_override"], none=True
     )

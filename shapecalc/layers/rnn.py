@@ -28,6 +28,7 @@ from .common import (
     ShapeError,
     Step,
     Tensor,
+    as_flag,
     as_int,
     as_number,
     as_shape,
@@ -113,6 +114,14 @@ def rnn(
         )
     )
     dropout = as_number("dropout", dropout, "a probability in [0, 1]")
+    bias, batch_first, bidirectional = (
+        as_flag(name, value)
+        for name, value in (
+            ("bias", bias),
+            ("batch_first", batch_first),
+            ("bidirectional", bidirectional),
+        )
+    )
     _check_constructor(mode, input_size, hidden_size, num_layers, dropout, proj_size)
     warnings = ()
     if dropout > 0 and num_layers == 1:
@@ -215,6 +224,7 @@ def rnn_cell(
     nonlinearity = _check_nonlinearity(mode, nonlinearity)
     input_size = as_int("input_size", input_size)
     hidden_size = as_int("hidden_size", hidden_size)
+    bias = as_flag("bias", bias)
     # Cells check nothing in their constructor: a size of 0 gives empty tensors.
     for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
         if value < 0:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from math import prod
 from typing import Any
@@ -263,6 +263,15 @@ def _dims_from_rank(input_shape: tuple[int, ...], channels: int | None) -> int:
         f"{with_channels}: it could be {by_rank[0]}-D (batched) or "
         f"{by_rank[1]}-D (unbatched); give dims (--dims)",
     )
+
+
+def each(convert: Callable[[str, Any], Any], **values: Any) -> tuple[Any, ...]:
+    """convert(name, value) for every argument named, in order.
+
+    >>> each(as_int, groups=2, stride=1)
+    (2, 1)
+    """
+    return tuple(convert(name, value) for name, value in values.items())
 
 
 def as_int(param: str, value: Any, none: bool = False) -> int | None:

@@ -34,6 +34,7 @@ from .common import (
     as_tuple,
     check_non_negative,
     check_positive,
+    each,
     fail,
     fmt_shape,
     spread,
@@ -113,24 +114,17 @@ def conv(
     (8, 16, 112, 112)
     """
     input_shape = as_shape("input", input_shape)
-    in_channels, out_channels, groups = (
-        as_int(name, value)
-        for name, value in (
-            ("in_channels", in_channels),
-            ("out_channels", out_channels),
-            ("groups", groups),
-        )
+    in_channels, out_channels, groups = each(
+        as_int, in_channels=in_channels, out_channels=out_channels, groups=groups
     )
-    kernel_size, stride, dilation, output_padding = (
-        as_int_or_tuple(name, value)
-        for name, value in (
-            ("kernel_size", kernel_size),
-            ("stride", stride),
-            ("dilation", dilation),
-            ("output_padding", output_padding),
-        )
+    kernel_size, stride, dilation, output_padding = each(
+        as_int_or_tuple,
+        kernel_size=kernel_size,
+        stride=stride,
+        dilation=dilation,
+        output_padding=output_padding,
     )
-    bias, transposed = as_flag("bias", bias), as_flag("transposed", transposed)
+    bias, transposed = each(as_flag, bias=bias, transposed=transposed)
     if not isinstance(padding, str):
         padding = as_int_or_tuple("padding", padding)
     if output_size is not None:

@@ -177,8 +177,10 @@ def _check_hidden_indices(layer: str, output: tuple[int, ...]) -> None:
 def _typed(options: dict[str, Any]) -> dict[str, Any]:
     """torch's arguments (by their names) checked for the types torch takes."""
     typed = dict(options)
-    for name in ("kernel_size", "stride", "padding", "dilation"):
-        if options[name] is not None or name in ("padding", "dilation"):
+    for name in ("padding", "dilation"):
+        typed[name] = as_int_or_tuple(name, options[name])
+    for name in ("kernel_size", "stride"):  # None: adaptive, or stride = kernel
+        if options[name] is not None:
             typed[name] = as_int_or_tuple(name, options[name])
     if typed["stride"] == ():  # torch's C++ ops read no stride as kernel_size
         typed["stride"] = None

@@ -32,6 +32,7 @@ from .common import (
     as_int,
     as_number,
     as_shape,
+    each,
     fail,
     fmt_shape,
 )
@@ -104,23 +105,16 @@ def rnn(
     """
     mode = _mode(mode)
     nonlinearity = _check_nonlinearity(mode, nonlinearity)
-    input_size, hidden_size, num_layers, proj_size = (
-        as_int(name, value)
-        for name, value in (
-            ("input_size", input_size),
-            ("hidden_size", hidden_size),
-            ("num_layers", num_layers),
-            ("proj_size", proj_size),
-        )
+    input_size, hidden_size, num_layers, proj_size = each(
+        as_int,
+        input_size=input_size,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        proj_size=proj_size,
     )
     dropout = as_number("dropout", dropout, "a probability in [0, 1]")
-    bias, batch_first, bidirectional = (
-        as_flag(name, value)
-        for name, value in (
-            ("bias", bias),
-            ("batch_first", batch_first),
-            ("bidirectional", bidirectional),
-        )
+    bias, batch_first, bidirectional = each(
+        as_flag, bias=bias, batch_first=batch_first, bidirectional=bidirectional
     )
     _check_constructor(mode, input_size, hidden_size, num_layers, dropout, proj_size)
     warnings = ()
@@ -222,8 +216,9 @@ def rnn_cell(
     """
     mode = _mode(mode)
     nonlinearity = _check_nonlinearity(mode, nonlinearity)
-    input_size = as_int("input_size", input_size)
-    hidden_size = as_int("hidden_size", hidden_size)
+    input_size, hidden_size = each(
+        as_int, input_size=input_size, hidden_size=hidden_size
+    )
     bias = as_flag("bias", bias)
     # Cells check nothing in their constructor: a size of 0 gives empty tensors.
     for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
@@ -319,7 +314,7 @@ def _check_constructor(
         raise fail(
             "proj_size", f"0 for {NAMES[mode]} (only LSTM has projections)", proj_size
         )
-    if isinstance(dropout, bool) or not 0 <= dropout <= 1:
+    if not 0 <= dropout <= 1:
         raise fail("dropout", "a probability in [0, 1]", dropout)
     for name, value in (
         ("input_size", input_size),
